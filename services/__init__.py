@@ -1,0 +1,1 @@
+"""The Campus learning platform backend: the stack the harness is proven on."""
