@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -73,6 +74,11 @@ class Stack:
         self.endpoints: Endpoints | None = None
         self.elapsed_s = 0.0
         self._backend: Backend | None = None
+        # Secrets are new for every start, so no password outlives its stack.
+        self.settings = {
+            **topology.settings,
+            **{name: secrets.token_urlsafe(18) for name in topology.secrets},
+        }
         self._stop_lock = threading.Lock()
 
     def __enter__(self) -> Stack:
@@ -108,7 +114,7 @@ class Stack:
         self.elapsed_s = time.monotonic() - started
         self.endpoints = Endpoints(
             {name: ready[name] for name in self.topology.start_order()},
-            self.topology.settings,
+            self.settings,
         )
         logger.info("stack %r ready in %.2fs", self.topology.name, self.elapsed_s)
         return self.endpoints
@@ -200,7 +206,7 @@ class Stack:
     ) -> Endpoint:
         component = self.topology.components[name]
         started = time.monotonic()
-        endpoint = backend.start(component, dependencies, self.topology.settings)
+        endpoint = backend.start(component, dependencies, self.settings)
         event = ComponentReady(
             name=name,
             kind=component.kind,

@@ -2,6 +2,11 @@
 
 A topology is usually read from a TOML file (see ``harness.config``)::
 
+    [stack]
+    name = "shop"
+    settings = { admin_email = "admin@shop.test" }  # {settings.admin_email}
+    secrets = ["admin_password"]    # generated at each start: {settings.admin_password}
+
     [components.api]
     kind = "asgi"                       # process | asgi | postgres | redis | mailsink
     app = "myservice.main:app"
@@ -90,6 +95,7 @@ class Topology:
     components: Mapping[str, Component]
     source: Path | None = None
     settings: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.start_order()  # reject unknown dependencies and cycles early
@@ -132,7 +138,7 @@ class Topology:
                 wanted.add(name)
                 pending.extend(self[name].depends_on)
         kept = {n: c for n, c in self.components.items() if n in wanted}
-        return Topology(self.name, kept, self.source, self.settings)
+        return Topology(self.name, kept, self.source, self.settings, self.secrets)
 
     def _where(self) -> str:
         return f"{self.source}: " if self.source else ""
@@ -155,18 +161,28 @@ def parse_topology(raw: Mapping[str, Any], *, source: Path | None = None) -> Top
     reader = _Reader(where)
     stack = reader.table(raw, "stack", required=False)
     name = reader.string(stack, "stack.name", default="stack")
+    raw_settings = reader.table(stack, "stack.settings", required=False)
     settings = {
-        key: reader.string(stack.get("settings", {}), f"stack.settings.{key}")
-        for key in reader.table(stack, "stack.settings", required=False)
+        key: reader.string(raw_settings, f"stack.settings.{key}", field=key)
+        for key in raw_settings
     }
+    secrets = tuple(reader.strings(stack, "stack.secrets"))
+    clashes = sorted(set(secrets) & set(settings))
+    if clashes:
+        raise ConfigError(
+            f"{where}stack.secrets names {', '.join(clashes)}, which stack.settings "
+            "also sets; a secret is generated at every start, so drop one of them"
+        )
     tables = reader.table(raw, "components", required=True)
     if not tables:
         raise ConfigError(f"{where}[components] is empty: declare at least one")
     components = {
-        key: _parse_component(reader, key, reader.table(tables, f"components.{key}"))
+        key: _parse_component(
+            reader, key, reader.table(tables, f"components.{key}", field=key)
+        )
         for key in tables
     }
-    return Topology(name, components, source, settings)
+    return Topology(name, components, source, settings, secrets)
 
 
 def _parse_component(reader: _Reader, name: str, table: Mapping[str, Any]) -> Component:
@@ -208,6 +224,7 @@ def _parse_component(reader: _Reader, name: str, table: Mapping[str, Any]) -> Co
             f"kind {kind!r} allows {allowed}"
         )
     ports = tuple(reader.strings(table, f"{key}.ports")) or DEFAULT_PORTS[kind]
+    env = reader.table(table, f"{key}.env", required=False)
     timeout_s = reader.number(table, f"{key}.start_timeout_s", default=30.0)
     if timeout_s <= 0:
         raise ConfigError(f"{reader.where}{key}.start_timeout_s must be positive")
@@ -217,10 +234,7 @@ def _parse_component(reader: _Reader, name: str, table: Mapping[str, Any]) -> Co
         command=tuple(command),
         app=app,
         image=reader.optional_string(table, f"{key}.image"),
-        env={
-            k: reader.string(table["env"], f"{key}.env.{k}")
-            for k in reader.table(table, f"{key}.env", required=False)
-        },
+        env={k: reader.string(env, f"{key}.env.{k}", field=k) for k, _ in env.items()},
         ports=ports,
         depends_on=tuple(reader.strings(table, f"{key}.depends_on")),
         replicas=replicas,
@@ -279,9 +293,14 @@ class _Reader:
         return ConfigError(f"{self.where}{key} must be {expected}, not {value!r}")
 
     def table(
-        self, raw: Mapping[str, Any], key: str, *, required: bool = True
+        self,
+        raw: Mapping[str, Any],
+        key: str,
+        *,
+        required: bool = True,
+        field: str | None = None,
     ) -> dict[str, Any]:
-        value = raw.get(key.rsplit(".", 1)[-1], None if required else {})
+        value = raw.get(field or key.rsplit(".", 1)[-1], None if required else {})
         if value is None:
             raise ConfigError(f"{self.where}[{key}] is missing")
         if not isinstance(value, Mapping):
@@ -289,9 +308,14 @@ class _Reader:
         return dict(value)
 
     def string(
-        self, raw: Mapping[str, Any], key: str, default: str | None = None
+        self,
+        raw: Mapping[str, Any],
+        key: str,
+        default: str | None = None,
+        *,
+        field: str | None = None,
     ) -> str:
-        value = raw.get(key.rsplit(".", 1)[-1], default)
+        value = raw.get(field or key.rsplit(".", 1)[-1], default)
         if not isinstance(value, str):
             raise self._fail(key, "a string", value)
         return value

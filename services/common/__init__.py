@@ -1,0 +1,1 @@
+"""What every Campus service shares: logging, problem responses, request ids."""
