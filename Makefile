@@ -16,17 +16,22 @@ help:
 	@echo "make lint    ruff and mypy --strict"
 	@echo "make up      start the stack in the background (make down stops it)"
 
+# Postgres and Redis come from the system when it has them, else from wheels.
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed: make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	extras=test; $(PY) -m harness.backends.local.binaries || extras=test,embedded; \
+	$(PY) -m pip install --quiet -e ".[$$extras]"
 	@touch $@
 
 venv: $(INSTALLED)
 
 test: venv
 	$(PY) -m pytest -n $(WORKERS) --cov --cov-report=term --cov-fail-under=90 tests
+
+e2e: venv
+	$(PY) -m pytest -n $(WORKERS) scenarios
 
 lint: venv
 	$(PY) -m ruff check .

@@ -70,3 +70,14 @@ def _package_dir(name: str) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+if __name__ == "__main__":
+    # `python -m harness.backends.local.binaries`: exit 0 when both servers are
+    # installed on this machine, so an installer knows whether it needs the wheels.
+    import sys
+
+    try:
+        print(postgres_bindir(), redis_server())
+    except BinaryNotFound as exc:
+        sys.exit(str(exc))
