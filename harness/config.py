@@ -46,7 +46,8 @@ def find_config(start: Path | None = None) -> HarnessConfig:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{pyproject} is not valid TOML: {exc}") from exc
-        table = data.get("tool", {}).get("harness")
+        tool = data.get("tool")
+        table = tool.get("harness") if isinstance(tool, dict) else None
         if table is not None:
             return _parse(pyproject, table)
     raise ConfigError(

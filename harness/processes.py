@@ -102,8 +102,9 @@ def spawn(
                 extra_groups=[] if user else None,
             )
         except OSError as exc:
+            what = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
             raise HarnessError(
-                f"cannot run {argv[0]!r} for component {component!r}: {exc.strerror}"
+                f"cannot run {argv[0]!r} for component {component!r}: {what}"
             ) from exc
     logger.debug("started %s[%d] pid %d: %s", component, replica, popen.pid, argv)
     return ManagedProcess(
@@ -202,19 +203,27 @@ def _wait_gone(
             if process.popen is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.popen.wait(timeout=0)  # reap it once it has exited
-        pending = [p for p in pending if p.alive() or _group_alive(p.pid)]
+        pending = [p for p in pending if p.alive() or group_alive(p.pid)]
         if not pending or time.monotonic() >= deadline:
             break
         time.sleep(0.01)
     return pending
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+def group_alive(pgid: int) -> bool:
+    """True while a process of the group runs; exited but unreaped ones do not count."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                raw = stat.read()
+        except OSError:
+            continue  # it ended while we looked
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _start_time(pid: int) -> int | None:

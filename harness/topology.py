@@ -41,6 +41,11 @@ DEFAULT_PORTS = {
     "mailsink": ("smtp", "http"),
 }
 SINGLETON_KINDS = ("postgres", "redis", "mailsink")
+COMPONENT_KEYS = (
+    "kind", "command", "app", "image", "env", "ports", "depends_on", "replicas",
+    "probe", "setup", "options", "start_timeout_s",
+)  # fmt: skip
+PROBE_KEYS = ("tcp", "http", "command", "port", "attempt_timeout_s")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 ProbeKind = Literal["tcp", "http", "command"]
@@ -159,7 +164,9 @@ def parse_topology(raw: Mapping[str, Any], *, source: Path | None = None) -> Top
     """Build a topology from the already-parsed TOML tables."""
     where = f"{source}: " if source else ""
     reader = _Reader(where)
+    reader.only_known(raw, "top level", ("stack", "components"))
     stack = reader.table(raw, "stack", required=False)
+    reader.only_known(stack, "stack", ("name", "settings", "secrets"))
     name = reader.string(stack, "stack.name", default="stack")
     raw_settings = reader.table(stack, "stack.settings", required=False)
     settings = {
@@ -192,16 +199,7 @@ def _parse_component(reader: _Reader, name: str, table: Mapping[str, Any]) -> Co
             f"{reader.where}{key}: component names are lower case letters, digits, "
             "'-' and '_', starting with a letter"
         )
-    known = {
-        "kind", "command", "app", "image", "env", "ports", "depends_on", "replicas",
-        "probe", "setup", "options", "start_timeout_s",
-    }  # fmt: skip
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(
-            f"{reader.where}{key} has unknown key(s) {', '.join(unknown)}; "
-            f"known keys: {', '.join(sorted(known))}"
-        )
+    reader.only_known(table, key, COMPONENT_KEYS)
     kind = reader.string(table, f"{key}.kind", default="process")
     if kind not in KINDS:
         raise ConfigError(
@@ -257,6 +255,7 @@ def _parse_probe(
         raise ConfigError(
             f'{reader.where}{key} must be a table, e.g. {{ tcp = "http" }}'
         )
+    reader.only_known(raw, key, PROBE_KEYS)
     kinds = [k for k in ("tcp", "http", "command") if k in raw]
     if len(kinds) != 1:
         raise ConfigError(
@@ -288,6 +287,16 @@ class _Reader:
 
     def __init__(self, where: str) -> None:
         self.where = where
+
+    def only_known(
+        self, raw: Mapping[str, Any], key: str, known: Iterable[str]
+    ) -> None:
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{self.where}{key} has unknown key(s) {', '.join(unknown)}; "
+                f"known keys: {', '.join(sorted(known))}"
+            )
 
     def _fail(self, key: str, expected: str, value: Any) -> ConfigError:
         return ConfigError(f"{self.where}{key} must be {expected}, not {value!r}")

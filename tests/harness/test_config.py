@@ -122,7 +122,10 @@ def test_find_config_environment_relative_to_the_pyproject_folder(
     _project(tmp_path, 'state_file = "state.json"\n')
     monkeypatch.setenv("HARNESS_TOPOLOGY", "ci/stack.toml")
 
-    assert find_config(tmp_path).topology_path == (tmp_path / "ci" / "stack.toml").resolve()
+    assert (
+        find_config(tmp_path).topology_path
+        == (tmp_path / "ci" / "stack.toml").resolve()
+    )
 
 
 def test_harness_config_topology_loads_the_file(tmp_path: Path) -> None:

@@ -30,7 +30,9 @@ POSTGRES = Endpoint(
     replicas=({"postgres": 5432},),
     dsn="postgresql://postgres@127.0.0.1:5432/campus",
 )
-REDIS = Endpoint(name="redis", kind="redis", host="127.0.0.1", replicas=({"redis": 6379},))
+REDIS = Endpoint(
+    name="redis", kind="redis", host="127.0.0.1", replicas=({"redis": 6379},)
+)
 
 
 def _endpoints() -> Endpoints:
@@ -148,7 +150,7 @@ def test_stack_state_save_leaves_no_temporary_file(tmp_path: Path) -> None:
 
     _state().save(path)
 
-    assert os.listdir(tmp_path) == ["stack.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["stack.json"]
     assert json.loads(path.read_text(encoding="utf-8"))["name"] == "campus"
 
 

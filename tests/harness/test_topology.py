@@ -97,7 +97,9 @@ def test_parse_topology_reads_every_key() -> None:
     assert api.ports == ("http", "admin")
     assert api.depends_on == ("postgres",)
     assert api.replicas == 3
-    assert api.probe == Probe("http", port="admin", path="/healthz", attempt_timeout_s=2.0)
+    assert api.probe == Probe(
+        "http", port="admin", path="/healthz", attempt_timeout_s=2.0
+    )
     assert api.setup == (("alembic", "upgrade", "head"), ("seed",))
     assert api.start_timeout_s == 12.0
 
@@ -123,8 +125,14 @@ def test_parse_topology_probe_kinds(probe: dict[str, Any], expected: Probe) -> N
     ("probe", "description"),
     [
         (Probe("tcp", port="redis"), "TCP connect to port 'redis'"),
-        (Probe("http", port="http", path="/ready"), "HTTP 2xx from GET /ready on port 'http'"),
-        (Probe("command", command=("pg_isready", "-q")), "command 'pg_isready -q' exiting 0"),
+        (
+            Probe("http", port="http", path="/ready"),
+            "HTTP 2xx from GET /ready on port 'http'",
+        ),
+        (
+            Probe("command", command=("pg_isready", "-q")),
+            "command 'pg_isready -q' exiting 0",
+        ),
     ],
 )
 def test_probe_describe_says_what_is_awaited(probe: Probe, description: str) -> None:
@@ -186,12 +194,12 @@ def test_parse_topology_non_positive_start_timeout() -> None:
         (
             {"command": "run --fast"},
             "components.c.command must be a list of arguments, "
-            "e.g. [\"prog\", \"--flag\"], not 'run --fast'",
+            'e.g. ["prog", "--flag"], not \'run --fast\'',
         ),
         (
             {"command": ["run", 1]},
             "components.c.command must be a list of arguments, "
-            "e.g. [\"prog\", \"--flag\"], not ['run', 1]",
+            'e.g. ["prog", "--flag"], not [\'run\', 1]',
         ),
         ({"kind": "asgi", "app": 1}, "components.c.app must be a string, not 1"),
         (
@@ -206,7 +214,10 @@ def test_parse_topology_non_positive_start_timeout() -> None:
             {"kind": "redis", "start_timeout_s": "10s"},
             "components.c.start_timeout_s must be a number, not '10s'",
         ),
-        ({"kind": "redis", "ports": "redis"}, "components.c.ports must be a list, not 'redis'"),
+        (
+            {"kind": "redis", "ports": "redis"},
+            "components.c.ports must be a list, not 'redis'",
+        ),
         (
             {"kind": "redis", "ports": [6379]},
             "components.c.ports must be a list of strings, not [6379]",
@@ -215,8 +226,14 @@ def test_parse_topology_non_positive_start_timeout() -> None:
             {"kind": "redis", "depends_on": "postgres"},
             "components.c.depends_on must be a list, not 'postgres'",
         ),
-        ({"kind": "redis", "env": ["A=1"]}, "components.c.env must be a table, not ['A=1']"),
-        ({"kind": "redis", "env": {"PORT": 1}}, "components.c.env.PORT must be a string, not 1"),
+        (
+            {"kind": "redis", "env": ["A=1"]},
+            "components.c.env must be a table, not ['A=1']",
+        ),
+        (
+            {"kind": "redis", "env": {"PORT": 1}},
+            "components.c.env.PORT must be a string, not 1",
+        ),
         (
             {"kind": "redis", "options": "fast"},
             "components.c.options must be a table, not 'fast'",
@@ -224,7 +241,7 @@ def test_parse_topology_non_positive_start_timeout() -> None:
         (
             {"kind": "redis", "setup": [["ok"], "not a list"]},
             "components.c.setup[1] must be a list of arguments, "
-            "e.g. [\"prog\", \"--flag\"], not 'not a list'",
+            'e.g. ["prog", "--flag"], not \'not a list\'',
         ),
         (
             {"kind": "redis", "probe": {"tcp": "redis", "attempt_timeout_s": "1s"}},
@@ -258,7 +275,7 @@ def test_parse_topology_stack_name_not_a_string() -> None:
 
 def test_parse_topology_probe_not_a_table() -> None:
     assert _error(_one("redis", probe="tcp")) == (
-        "components.c.probe must be a table, e.g. { tcp = \"http\" }"
+        'components.c.probe must be a table, e.g. { tcp = "http" }'
     )
 
 
@@ -268,12 +285,14 @@ def test_parse_topology_probe_not_a_table() -> None:
 def test_parse_topology_probe_needs_exactly_one_kind(probe: dict[str, Any]) -> None:
     assert _error(_one("asgi", app="m:app", probe=probe)) == (
         "components.c.probe needs exactly one of tcp, http or command; "
-        "e.g. { http = \"/healthz\" } or { tcp = \"http\" }"
+        'e.g. { http = "/healthz" } or { tcp = "http" }'
     )
 
 
 @pytest.mark.parametrize(
-    "probe", [{"tcp": "admin"}, {"http": "/healthz", "port": "admin"}], ids=["tcp", "http"]
+    "probe",
+    [{"tcp": "admin"}, {"http": "/healthz", "port": "admin"}],
+    ids=["tcp", "http"],
 )
 def test_parse_topology_probe_names_unknown_port(probe: dict[str, Any]) -> None:
     assert _error(_one("asgi", app="m:app", probe=probe)) == (
@@ -283,7 +302,9 @@ def test_parse_topology_probe_names_unknown_port(probe: dict[str, Any]) -> None:
 
 
 def test_parse_topology_dependency_on_unknown_component() -> None:
-    raw = {"components": {"api": {"kind": "asgi", "app": "m:app", "depends_on": ["db"]}}}
+    raw = {
+        "components": {"api": {"kind": "asgi", "app": "m:app", "depends_on": ["db"]}}
+    }
 
     assert _error(raw) == (
         "components.api.depends_on names 'db', which is not a component"
@@ -324,21 +345,15 @@ def test_parse_topology_bad_component_name(name: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="harness/topology.py _Reader.table looks a dotted name up by its last "
-    "segment only, so [components.\"a.b\"] reports '[components.a.b] is missing'",
-    strict=True,
-)
-def test_parse_topology_dotted_component_name_is_a_bad_name() -> None:
-    message = _error({"components": {"a.b": {"kind": "redis"}}})
-
-    assert "component names are lower case letters" in message
+def test_parse_topology_dotted_component_name() -> None:
+    assert _error({"components": {"a.b": {"kind": "redis"}}}) == (
+        "components.a.b: component names are lower case letters, digits, "
+        "'-' and '_', starting with a letter"
+    )
 
 
 def test_parse_topology_empty_components() -> None:
-    assert _error({"components": {}}) == (
-        "[components] is empty: declare at least one"
-    )
+    assert _error({"components": {}}) == ("[components] is empty: declare at least one")
 
 
 def test_parse_topology_missing_components() -> None:
@@ -405,7 +420,11 @@ def _campus() -> Topology:
     return parse_topology(
         {
             "components": {
-                "gateway": {"kind": "asgi", "app": "g:app", "depends_on": ["users", "redis"]},
+                "gateway": {
+                    "kind": "asgi",
+                    "app": "g:app",
+                    "depends_on": ["users", "redis"],
+                },
                 "users": {"kind": "asgi", "app": "u:app", "depends_on": ["postgres"]},
                 "mail": {"kind": "mailsink"},
                 "redis": {"kind": "redis"},
@@ -458,12 +477,41 @@ def test_topology_getitem_missing_lists_known_components() -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="harness/topology.py _Reader.string looks env.\"app.mode\" up as 'mode', "
-    "so a valid dotted variable name is rejected as 'not None'",
-    strict=True,
-)
-def test_parse_topology_env_name_with_a_dot() -> None:
-    topology = parse_topology(_one("redis", env={"app.mode": "test"}))
+def test_parse_topology_names_with_a_dot() -> None:
+    raw = {"stack": {"settings": {"log.level": "debug"}}, **_one("redis")}
+    raw["components"]["c"]["env"] = {"app.mode": "test"}
 
+    topology = parse_topology(raw)
+
+    assert topology.settings == {"log.level": "debug"}
     assert topology["c"].env == {"app.mode": "test"}
+
+
+def test_parse_topology_reads_secrets() -> None:
+    raw = {"stack": {"secrets": ["jwt_key", "admin_password"]}, **_one("redis")}
+
+    topology = parse_topology(raw)
+
+    assert topology.secrets == ("jwt_key", "admin_password")
+    assert topology.only(["c"]).secrets == ("jwt_key", "admin_password")
+
+
+def test_parse_topology_secret_also_set_as_a_setting() -> None:
+    raw = {
+        "stack": {
+            "settings": {"jwt_key": "fixed", "region": "eu"},
+            "secrets": ["jwt_key"],
+        },
+        **_one("redis"),
+    }
+
+    assert _error(raw) == (
+        "stack.secrets names jwt_key, which stack.settings also sets; "
+        "a secret is generated at every start, so drop one of them"
+    )
+
+
+def test_parse_topology_secrets_not_a_list_of_strings() -> None:
+    raw = {"stack": {"secrets": "jwt_key"}, **_one("redis")}
+
+    assert _error(raw) == "stack.secrets must be a list, not 'jwt_key'"

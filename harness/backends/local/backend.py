@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,15 @@ class Unit:
                 cwd=self.root,
                 user=user,
             )
+        except subprocess.TimeoutExpired as exc:
+            raise ComponentStartError(
+                self.name,
+                reason=f"did not finish its {what} in time",
+                awaited=f"{' '.join(argv)} exiting 0",
+                deadline_s=SETUP_STEP_TIMEOUT_S,
+                log_path=str(log),
+                log_tail=log_tail(log),
+            ) from exc
         except OSError as exc:
             raise ComponentStartError(
                 self.name,

