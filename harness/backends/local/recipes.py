@@ -103,13 +103,22 @@ class MailsinkRecipe(ProcessRecipe):
 
 
 class RedisRecipe(ProcessRecipe):
-    """redis-server with no persistence."""
+    """redis-server; with ``options.persistent`` it keeps an append-only file, so
+    its data survives a restart of the process (e.g. streams of events)."""
 
     def launch(self, unit: Unit, replica: int) -> Launch:
+        persistent = unit.component.options.get("persistent", False)
+        if not isinstance(persistent, bool):
+            raise ConfigError(
+                f"components.{unit.name}.options.persistent must be true or false, "
+                f"not {persistent!r}"
+            )
         argv = [
             str(_found(unit, binaries.redis_server)),
             "--port", str(unit.ports[replica]["redis"]), "--bind", unit.host,
-            "--save", "", "--appendonly", "no", "--dir", str(unit.workdir),
+            "--save", "", "--dir", str(unit.workdir),
+            "--appendonly", "yes" if persistent else "no",
+            "--appendfsync", "everysec",
             "--daemonize", "no", "--protected-mode", "no",
         ]  # fmt: skip
         return Launch(argv, unit.env(replica))
