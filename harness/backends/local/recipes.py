@@ -58,6 +58,8 @@ class AsgiRecipe(ProcessRecipe):
             sys.executable, "-m", "uvicorn", str(unit.component.app),
             "--host", unit.host, "--port", str(port),
             "--no-access-log", "--log-level", "info",
+            # Every client is on loopback here: X-Forwarded-For must not be believed.
+            "--no-proxy-headers",
             "--timeout-graceful-shutdown", "3",
         ]  # fmt: skip
         return Launch(argv, unit.env(replica))

@@ -1,0 +1,1 @@
+"""The API gateway: the stack's single entry point (routing, tokens, replicas)."""
