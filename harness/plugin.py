@@ -13,7 +13,7 @@ also on Ctrl-C, on failures and when a worker crashes.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -113,8 +113,19 @@ class StackSession:
         if self.error is not None:
             node.workerinput[WORKER_ERROR_KEY] = self.error
 
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtestloop(
+        self, session: pytest.Session
+    ) -> Generator[None, object, object]:
+        # Innermost wrapper: the stack stops as soon as the last test (or worker)
+        # is done, before coverage combines what the stack's processes wrote.
+        try:
+            return (yield)
+        finally:
+            self.teardown()
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        self.teardown()
+        self.teardown()  # when the run ended before its test loop
 
     def ensure_started(self) -> StackState:
         """The running stack's state; starts it on first use in the owning process."""

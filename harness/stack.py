@@ -45,6 +45,12 @@ class ComponentReady:
     address: str
 
 
+def generate_secret() -> str:
+    """A random secret with letters, digits and a symbol, so that it passes the
+    password rules a service is likely to have."""
+    return f"{secrets.token_urlsafe(18)}-{secrets.randbelow(900) + 100}"
+
+
 def address_of(endpoint: Endpoint) -> str:
     """The one-line address a person would use to reach a component."""
     if endpoint.dsn:
@@ -77,7 +83,7 @@ class Stack:
         # Secrets are new for every start, so no password outlives its stack.
         self.settings = {
             **topology.settings,
-            **{name: secrets.token_urlsafe(18) for name in topology.secrets},
+            **{name: generate_secret() for name in topology.secrets},
         }
         self._stop_lock = threading.Lock()
 

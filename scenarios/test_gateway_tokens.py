@@ -30,7 +30,7 @@ from harness.endpoints import Endpoints
 from harness.state import StackState
 
 ME = "/api/v1/users/me"
-PASSWORD = "correct horse 42 battery"  # noqa: S105 (a throwaway account)
+PASSWORD = "correct horse 42 battery"
 ROTATION_TIMEOUT_S = 20.0
 
 

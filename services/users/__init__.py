@@ -1,0 +1,7 @@
+"""The users service: accounts, passwords, access and refresh tokens, signing keys.
+
+It owns the Postgres schema ``users``, signs access tokens (ES256) with the
+newest key in ``USERS_KEYS_DIR`` and publishes every key at
+``/.well-known/jwks.json`` for the gateway. Requests arrive through the
+gateway, which verifies tokens and passes ``X-User-Id`` and ``X-User-Roles``.
+"""

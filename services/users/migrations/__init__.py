@@ -1,0 +1,2 @@
+"""Alembic migrations of the ``users`` schema; run them with
+``python -m services.users.migrate``."""

@@ -1,0 +1,41 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from fastapi import APIRouter
+
+from services.users.errors import Problem
+from services.users.runtime import Services
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+READY_TIMEOUT_S = 2.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """200 while the process runs."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: Services) -> dict[str, str]:
+    """200 when Postgres answers, else 503."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await services.pool.fetchval("SELECT 1")
+    except (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
+        logger.warning("not ready: Postgres does not answer: %s", exc)
+        raise Problem(503, f"the database does not answer: {exc}") from exc
+    return {"status": "ready"}

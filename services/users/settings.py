@@ -1,0 +1,91 @@
+"""The service's settings, read from the environment; errors name the variable."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.users.errors import ConfigError
+
+MAX_ACCESS_TOKEN_TTL_S = 900
+DEFAULT_REFRESH_TOKEN_TTL_S = 14 * 24 * 3600
+DEFAULT_KEYS_RELOAD_S = 2.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service is told by its environment; see ``from_env``."""
+
+    database_url: str
+    keys_dir: Path
+    jwt_issuer: str
+    jwt_audience: str
+    access_token_ttl_s: int = MAX_ACCESS_TOKEN_TTL_S
+    refresh_token_ttl_s: int = DEFAULT_REFRESH_TOKEN_TTL_S
+    keys_reload_s: float = DEFAULT_KEYS_RELOAD_S
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """DATABASE_URL, USERS_KEYS_DIR, JWT_ISSUER and JWT_AUDIENCE are required;
+        ACCESS_TOKEN_TTL_S (at most 900), REFRESH_TOKEN_TTL_S and KEYS_RELOAD_S
+        are optional."""
+        env = os.environ if env is None else env
+        return cls(
+            database_url=require(env, "DATABASE_URL"),
+            keys_dir=Path(require(env, "USERS_KEYS_DIR")),
+            jwt_issuer=require(env, "JWT_ISSUER"),
+            jwt_audience=require(env, "JWT_AUDIENCE"),
+            access_token_ttl_s=int(
+                number(
+                    env,
+                    "ACCESS_TOKEN_TTL_S",
+                    MAX_ACCESS_TOKEN_TTL_S,
+                    maximum=MAX_ACCESS_TOKEN_TTL_S,
+                    integer=True,
+                )
+            ),
+            refresh_token_ttl_s=int(
+                number(
+                    env,
+                    "REFRESH_TOKEN_TTL_S",
+                    DEFAULT_REFRESH_TOKEN_TTL_S,
+                    integer=True,
+                )
+            ),
+            keys_reload_s=number(env, "KEYS_RELOAD_S", DEFAULT_KEYS_RELOAD_S),
+        )
+
+
+def require(env: Mapping[str, str], name: str) -> str:
+    """The value of ``name``; a ConfigError naming it when it is unset or empty."""
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set; the users service needs it")
+    return value
+
+
+def number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    maximum: float | None = None,
+    integer: bool = False,
+) -> float:
+    """A positive number from ``name``, or ``default`` when it is unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    kind = "a whole number of seconds" if integer else "a number of seconds"
+    try:
+        value = float(int(raw)) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not {kind}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be more than 0")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={raw!r} is over the maximum of {maximum:g}")
+    return value
