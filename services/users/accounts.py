@@ -9,10 +9,10 @@ from datetime import datetime
 
 import asyncpg
 
+from services.common.identity import ADMIN
 from services.users.errors import UsersError
 
 LEARNER = "learner"
-ADMIN = "admin"
 ROLES = (LEARNER, ADMIN)
 
 

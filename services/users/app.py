@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.users.db import create_pool
-from services.users.errors import install_handlers
+from services.common.api import install_handlers
+from services.common.database import create_pool
+from services.common.request_log import RequestLogMiddleware
 from services.users.keys import KeyRing
 from services.users.passwords import Passwords
-from services.users.request_log import RequestLogMiddleware
 from services.users.routes import auth, health, users
 from services.users.runtime import Runtime
 from services.users.settings import Settings

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import asyncpg
 
+from services.common.database import create_pool, redact
 from services.users import accounts
-from services.users.db import create_pool, redact
 from services.users.errors import ConfigError, DatabaseError
 from services.users.passwords import Passwords
 from services.users.settings import require

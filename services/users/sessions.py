@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from services.common.request_log import request_context
 from services.users.errors import UsersError
-from services.users.request_log import request_context
 from services.users.tokens import hash_refresh_token, new_refresh_token
 
 logger = logging.getLogger(__name__)

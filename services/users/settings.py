@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.users.errors import ConfigError
+from services.common.settings import number
+from services.common.settings import require as common_require
 
 MAX_ACCESS_TOKEN_TTL_S = 900
 DEFAULT_REFRESH_TOKEN_TTL_S = 14 * 24 * 3600
@@ -61,31 +61,4 @@ class Settings:
 
 def require(env: Mapping[str, str], name: str) -> str:
     """The value of ``name``; a ConfigError naming it when it is unset or empty."""
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigError(f"{name} is not set; the users service needs it")
-    return value
-
-
-def number(
-    env: Mapping[str, str],
-    name: str,
-    default: float,
-    *,
-    maximum: float | None = None,
-    integer: bool = False,
-) -> float:
-    """A positive number from ``name``, or ``default`` when it is unset."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    kind = "a whole number of seconds" if integer else "a number of seconds"
-    try:
-        value = float(int(raw)) if integer else float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not {kind}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be more than 0")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name}={raw!r} is over the maximum of {maximum:g}")
-    return value
+    return common_require(env, name, "users")

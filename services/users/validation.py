@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from services.users.errors import FieldError
+from services.common.api import FieldError
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024

@@ -7,10 +7,10 @@ import uuid
 
 from fastapi import APIRouter, Response
 
+from services.common.api import Problem, invalid
+from services.common.identity import CurrentUser
+from services.common.request_log import request_context
 from services.users import accounts, sessions
-from services.users.errors import Problem, invalid
-from services.users.identity import CurrentUser
-from services.users.request_log import request_context
 from services.users.runtime import Runtime, Services
 from services.users.schemas import (
     Credentials,

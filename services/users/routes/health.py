@@ -8,7 +8,7 @@ import logging
 import asyncpg
 from fastapi import APIRouter
 
-from services.users.errors import Problem
+from services.common.api import Problem
 from services.users.runtime import Services
 
 logger = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from services.common.api import FieldError, Problem, invalid
+from services.common.identity import Admin, CurrentUser
+from services.common.request_log import request_context
 from services.users import accounts
-from services.users.errors import FieldError, Problem, invalid
-from services.users.identity import Admin, CurrentUser
-from services.users.request_log import request_context
 from services.users.runtime import Services
 from services.users.schemas import Profile, UserChanges, UserPage
 

@@ -15,9 +15,9 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from services.common.logs import REQUEST_LOGGER
+from services.common.request_log import RequestLogMiddleware
 from services.users.app import create_app
 from services.users.migrate import upgrade
-from services.users.request_log import RequestLogMiddleware
 from services.users.settings import Settings
 
 pytestmark = pytest.mark.anyio

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from services.users.db import redact
+from services.common.database import redact
+from services.common.migrations import sqlalchemy_url
 from services.users.errors import ConfigError
-from services.users.migrate import sqlalchemy_url
 from services.users.settings import Settings
 
 REQUIRED = {

@@ -12,9 +12,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.users.accounts import ADMIN
-from services.users.errors import Problem
+from services.common.api import Problem
 
+ADMIN = "admin"
 USER_ID_HEADER = "X-User-Id"
 ROLES_HEADER = "X-User-Roles"
 

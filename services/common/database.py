@@ -1,4 +1,4 @@
-"""The connection pool to Postgres, and the one schema this service owns."""
+"""A service's connection pool to Postgres, and URLs fit for logs."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from services.users.errors import DatabaseError
+from services.common.errors import DatabaseError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = "users"
 POOL_MAX_SIZE = 10
 COMMAND_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
