@@ -119,10 +119,11 @@ class StackSession:
     ) -> Generator[None, object, object]:
         # Innermost wrapper: the stack stops as soon as the last test (or worker)
         # is done, before coverage combines what the stack's processes wrote.
-        try:
-            return (yield)
-        finally:
-            self.teardown()
+        # An interrupted loop leaves session fixtures to tear down later, and
+        # they may still need the stack: pytest_unconfigure stops it then.
+        result = yield
+        self.teardown()
+        return result
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.teardown()  # when the run ended before its test loop

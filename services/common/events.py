@@ -134,6 +134,7 @@ class OutboxRelay:
         self.batch = batch
         self.poll_s = poll_s
         self._wake = asyncio.Event()
+        self._stopping = False
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many events went out."""
@@ -159,12 +160,17 @@ class OutboxRelay:
         logger.debug("relayed %d event(s) from %s.outbox", len(rows), self.schema)
         return len(rows)
 
+    def stop(self) -> None:
+        """Ask ``run`` to return after the batch in hand."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Relay until cancelled; survives Postgres and Redis outages."""
+        """Relay until ``stop``; survives Postgres and Redis outages."""
         logger.info("outbox relay for %s started", self.schema)
         listener = await self._listen()
         try:
-            while True:
+            while not self._stopping:
                 # Cleared before relaying: a commit during the batch wakes the next.
                 self._wake.clear()
                 try:
@@ -180,6 +186,7 @@ class OutboxRelay:
             if listener is not None:
                 await listener.remove_listener(_channel(self.schema), self._on_notify)
                 await self.pool.release(listener)
+        logger.info("outbox relay for %s stopped", self.schema)
 
     async def _listen(self) -> asyncpg.Connection | None:
         """Hold one pooled connection that LISTENs, so commits wake the relay."""
@@ -215,7 +222,7 @@ class EventConsumer:
         *,
         consumer: str | None = None,
         stream: str = STREAM,
-        block_ms: int = 1000,
+        block_ms: int = 500,
         reclaim_idle_ms: int = 10_000,
         max_deliveries: int = 5,
     ) -> None:
@@ -229,6 +236,7 @@ class EventConsumer:
         self.block_ms = block_ms
         self.reclaim_idle_ms = reclaim_idle_ms
         self.max_deliveries = max_deliveries
+        self._stopping = False
 
     async def ensure_group(self) -> None:
         """Create the group at the stream's start, so no earlier event is missed."""
@@ -250,15 +258,19 @@ class EventConsumer:
             handled += await self._handle(message_id, fields)
         return handled
 
+    def stop(self) -> None:
+        """Ask ``run`` to return; it does within ``block_ms``."""
+        self._stopping = True
+
     async def run(self) -> None:
-        """Consume until cancelled; waits out Redis outages and recreates the group."""
+        """Consume until ``stop``; waits out Redis outages, recreates the group."""
         logger.info("consumer %s of group %s started", self.consumer, self.group)
         delay_s = 0.1
-        while True:
+        while not self._stopping:
             try:
                 await self.ensure_group()
                 await self._handle_own_pending()
-                while True:
+                while not self._stopping:
                     await self.consume_once()
                     delay_s = 0.1
             except (RedisError, OSError) as exc:
@@ -267,6 +279,7 @@ class EventConsumer:
                 )
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 2.0)
+        logger.info("consumer %s of group %s stopped", self.consumer, self.group)
 
     async def _handle_own_pending(self) -> None:
         """After a restart, first finish what this consumer read but did not ack."""
@@ -339,6 +352,51 @@ class EventConsumer:
         buried: dict[Any, Any] = {**fields, "group": self.group}
         await self.redis.xadd(DEAD_LETTERS, buried)
         await self.redis.xack(self.stream, self.group, message_id)
+
+
+class EventWorkers:
+    """A service's relay and consumer, run as background tasks of its process.
+
+    Every replica runs both: relays share the outbox through SKIP LOCKED, and
+    consumers share the stream as members of the service's consumer group.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        schema: str,
+        handlers: Mapping[str, Handler] | None = None,
+        *,
+        reclaim_idle_ms: int = 10_000,
+    ) -> None:
+        self.relay = OutboxRelay(pool, redis, schema)
+        self.consumer = (
+            EventConsumer(
+                pool, redis, schema, schema, handlers, reclaim_idle_ms=reclaim_idle_ms
+            )
+            if handlers
+            else None
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.relay.run()))
+        if self.consumer is not None:
+            self._tasks.append(asyncio.create_task(self.consumer.run()))
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Let the loops finish what they hold (cancelling a query or a blocking
+        read would leave its connection broken), then cancel what lingers."""
+        self.relay.stop()
+        if self.consumer is not None:
+            self.consumer.stop()
+        if self._tasks:
+            _, lingering = await asyncio.wait(self._tasks, timeout=timeout_s)
+            for task in lingering:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
 
 
 def _row_event(row: asyncpg.Record, source: str) -> Event:

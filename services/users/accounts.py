@@ -84,6 +84,19 @@ async def by_id(
     return None if row is None else User.from_row(row)
 
 
+async def by_ids(
+    db: asyncpg.Pool | asyncpg.Connection, user_ids: Sequence[uuid.UUID]
+) -> list[User]:
+    rows = await db.fetch(
+        """
+        SELECT id, email, full_name, roles, position_id, created_at
+        FROM users.users WHERE id = ANY($1::uuid[]) ORDER BY created_at, id
+        """,
+        list(user_ids),
+    )
+    return [User.from_row(row) for row in rows]
+
+
 async def with_password_hash(
     db: asyncpg.Pool | asyncpg.Connection, email: str
 ) -> tuple[User, str] | None:

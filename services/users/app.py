@@ -7,12 +7,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from services.common.api import install_handlers
 from services.common.database import create_pool
+from services.common.events import EventWorkers
 from services.common.request_log import RequestLogMiddleware
 from services.users.keys import KeyRing
+from services.users.migrate import SCHEMA
 from services.users.passwords import Passwords
 from services.users.routes import auth, health, users
 from services.users.runtime import Runtime
@@ -33,6 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signer = keys.signing_key.kid  # with no key, fail now and name the folder
         passwords = Passwords()
         pool = await create_pool(current.database_url)
+        redis = aioredis.Redis.from_url(current.redis_url, decode_responses=True)
+        workers = EventWorkers(pool, redis, SCHEMA)  # publishes; consumes nothing
+        workers.start()
         watcher = asyncio.create_task(keys.watch(current.keys_reload_s))
         app.state.runtime = Runtime(current, pool, keys, passwords)
         logger.info(
@@ -47,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await workers.stop()
+            await redis.aclose()
             await pool.close()
             logger.info("users service stopped")
 

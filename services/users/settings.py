@@ -20,6 +20,7 @@ class Settings:
     """What the service is told by its environment; see ``from_env``."""
 
     database_url: str
+    redis_url: str
     keys_dir: Path
     jwt_issuer: str
     jwt_audience: str
@@ -29,12 +30,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """DATABASE_URL, USERS_KEYS_DIR, JWT_ISSUER and JWT_AUDIENCE are required;
+        """DATABASE_URL, REDIS_URL, USERS_KEYS_DIR, JWT_ISSUER and JWT_AUDIENCE are
+        required;
         ACCESS_TOKEN_TTL_S (at most 900), REFRESH_TOKEN_TTL_S and KEYS_RELOAD_S
         are optional."""
         env = os.environ if env is None else env
         return cls(
             database_url=require(env, "DATABASE_URL"),
+            redis_url=require(env, "REDIS_URL"),
             keys_dir=Path(require(env, "USERS_KEYS_DIR")),
             jwt_issuer=require(env, "JWT_ISSUER"),
             jwt_audience=require(env, "JWT_AUDIENCE"),

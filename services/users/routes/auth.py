@@ -7,10 +7,12 @@ import uuid
 
 from fastapi import APIRouter, Response
 
+from services.common import events
 from services.common.api import Problem, invalid
 from services.common.identity import CurrentUser
 from services.common.request_log import request_context
 from services.users import accounts, sessions
+from services.users.migrate import SCHEMA
 from services.users.runtime import Runtime, Services
 from services.users.schemas import (
     Credentials,
@@ -39,12 +41,23 @@ async def register(body: Registration, services: Services) -> NewUser:
         raise invalid(errors)
     password_hash = await services.passwords.hash(body.password)
     try:
-        user = await accounts.create(
-            services.pool,
-            email=body.email,
-            password_hash=password_hash,
-            full_name=body.full_name,
-        )
+        async with services.pool.acquire() as conn, conn.transaction():
+            user = await accounts.create(
+                conn,
+                email=body.email,
+                password_hash=password_hash,
+                full_name=body.full_name,
+            )
+            await events.record(
+                conn,
+                SCHEMA,
+                "user.registered",
+                {
+                    "user_id": str(user.id),
+                    "email": user.email,
+                    "full_name": user.full_name,
+                },
+            )
     except accounts.EmailTaken as exc:
         raise Problem(409, str(exc)) from exc
     logger.info("registered user %s", user.id, extra=request_context())

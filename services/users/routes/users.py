@@ -81,3 +81,16 @@ def _check_roles(roles: list[str] | None) -> None:
         raise invalid(
             [FieldError("roles", f"unknown role(s) {names}; known roles: {known}")]
         )
+
+
+@router.get("/internal/users", include_in_schema=False)
+async def internal_users(services: Services, ids: str = "") -> UserPage:
+    """Users by id, for the other services; the gateway does not route here."""
+    wanted: list[uuid.UUID] = []
+    for raw in filter(None, (part.strip() for part in ids.split(","))):
+        try:
+            wanted.append(uuid.UUID(raw))
+        except ValueError:
+            raise invalid([FieldError("ids", f"{raw!r} is not a user id")]) from None
+    found = await accounts.by_ids(services.pool, wanted)
+    return UserPage(items=[Profile.of(user) for user in found], total=len(found))

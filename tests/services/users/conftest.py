@@ -82,9 +82,10 @@ def keys_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(test_database: str, keys_dir: Path) -> Settings:
+def settings(test_database: str, keys_dir: Path, stack: Any) -> Settings:
     return Settings(
         database_url=test_database,
+        redis_url=stack["redis"].url,
         keys_dir=keys_dir,
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
@@ -192,6 +193,7 @@ def cli_env(tmp_path: Path) -> Callable[..., dict[str, str]]:
     """The environment of a CLI run: ours without the service's variables."""
     service_variables = (
         "DATABASE_URL",
+        "REDIS_URL",
         "USERS_KEYS_DIR",
         "JWT_ISSUER",
         "JWT_AUDIENCE",

@@ -13,6 +13,7 @@ from services.users.settings import Settings
 
 REQUIRED = {
     "DATABASE_URL": "postgresql://campus@127.0.0.1:5432/campus",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
     "USERS_KEYS_DIR": "/run/keys",
     "JWT_ISSUER": "campus-users",
     "JWT_AUDIENCE": "campus-api",
@@ -24,6 +25,7 @@ def test_settings_from_env_defaults():
 
     assert settings == Settings(
         database_url="postgresql://campus@127.0.0.1:5432/campus",
+        redis_url="redis://127.0.0.1:6379/0",
         keys_dir=Path("/run/keys"),
         jwt_issuer="campus-users",
         jwt_audience="campus-api",
