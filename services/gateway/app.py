@@ -201,6 +201,7 @@ class Gateway:
             headers,
             body,
         )
+        response.headers.extend(route.response_headers)
         return response
 
     async def _authenticate(

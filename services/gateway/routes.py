@@ -18,6 +18,13 @@ module)::
     service = "users"
     role = "admin"
 
+A route that a newer API version replaces says so, and every answer on it
+carries ``Deprecation`` (RFC 9745), ``Sunset`` (RFC 8594) and a ``Link`` to
+its successor::
+
+    { path = "/courses", ..., deprecated = 2026-12-01, sunset = 2027-06-30,
+      successor = "/api/v2/courses" }
+
 A pattern matches a whole path, segment by segment; ``{name}`` matches any
 one segment. When several patterns match, the most specific wins: at the
 first segment where they differ, a literal beats a parameter. Only that
@@ -27,10 +34,12 @@ pattern would take it.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -43,6 +52,7 @@ _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SERVICE = re.compile(r"^[a-z][a-z0-9-]*$")
 _VERSION = re.compile(r"^v[0-9]+$")
 _ROUTE_KEYS = frozenset({"path", "methods", "service", "role"})
+_DEPRECATION_KEYS = frozenset({"deprecated", "sunset", "successor"})
 _UNSAFE_SEGMENTS = frozenset({"", ".", ".."})
 
 
@@ -56,6 +66,8 @@ class Route:
     role: str
     version: str | None = None
     params: tuple[str, ...] = ()
+    # Added to every answer on this route, e.g. Deprecation and Sunset.
+    response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,12 +219,13 @@ def _list(table: Mapping[str, Any], key: str, where: str) -> list[Any]:
 def _parse_route(entry: Any, where: str, prefix: str, version: str | None) -> Route:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where} must be a table, not {entry!r}")
-    unknown = sorted(set(entry) - _ROUTE_KEYS)
+    unknown = sorted(set(entry) - _ROUTE_KEYS - _DEPRECATION_KEYS)
     missing = sorted(_ROUTE_KEYS - set(entry))
     if unknown or missing:
         raise ConfigError(
             f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; "
-            f"a route has exactly {', '.join(sorted(_ROUTE_KEYS))}"
+            f"a route has {', '.join(sorted(_ROUTE_KEYS))}, and may have "
+            f"{', '.join(sorted(_DEPRECATION_KEYS))}"
         )
     path = entry["path"]
     if not isinstance(path, str) or not path.startswith("/"):
@@ -232,7 +245,42 @@ def _parse_route(entry: Any, where: str, prefix: str, version: str | None) -> Ro
         )
     if role not in ROLES:
         raise ConfigError(f"{where}.role is {role!r}; use one of {', '.join(ROLES)}")
-    return Route(template, frozenset(methods), service, role, version, params)
+    return Route(
+        template,
+        frozenset(methods),
+        service,
+        role,
+        version,
+        params,
+        _deprecation_headers(entry, where),
+    )
+
+
+def _deprecation_headers(
+    entry: Mapping[str, Any], where: str
+) -> tuple[tuple[bytes, bytes], ...]:
+    given = _DEPRECATION_KEYS & set(entry)
+    if not given:
+        return ()
+    if given != _DEPRECATION_KEYS:
+        raise ConfigError(
+            f"{where}: a deprecated route needs all of deprecated, sunset and "
+            f"successor; missing {', '.join(sorted(_DEPRECATION_KEYS - given))}"
+        )
+    deprecated, sunset = entry["deprecated"], entry["sunset"]
+    for key, value in (("deprecated", deprecated), ("sunset", sunset)):
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+            raise ConfigError(f"{where}.{key} must be a TOML date like 2027-06-30")
+    successor = entry["successor"]
+    if not isinstance(successor, str) or not successor.startswith("/"):
+        raise ConfigError(f"{where}.successor must be a path like '/api/v2/...'")
+    at = dt.datetime.combine(deprecated, dt.time(), dt.UTC)
+    end = dt.datetime.combine(sunset, dt.time(), dt.UTC)
+    return (
+        (b"deprecation", f"@{int(at.timestamp())}".encode()),
+        (b"sunset", format_datetime(end, usegmt=True).encode()),
+        (b"link", f'<{successor}>; rel="successor-version"'.encode()),
+    )
 
 
 def _parse_template(template: str, where: str) -> tuple[str, ...]:

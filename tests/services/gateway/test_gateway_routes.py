@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,24 @@ def table(*routes: Any, version: str = "v1") -> RouteTable:
 def test_routes_file_of_the_stack_loads() -> None:
     routes = load_routes(ROUTES_TOML)
 
-    assert routes.services == {"users"}
+    assert routes.services == {"users", "learning", "programs"}
     assert routes.match("POST", "/api/v1/auth/login").route.role == "public"
     assert routes.match("POST", "/api/v1/auth/logout").route.role == "user"
     assert routes.match("GET", "/api/v1/users/me").route.role == "user"
     assert routes.match("GET", "/api/v1/users").route.role == "admin"
     assert routes.match("PATCH", "/api/v1/users/abc").route.role == "admin"
     assert routes.match("GET", "/.well-known/jwks.json").route.role == "public"
+    assert routes.match("GET", "/api/v1/certificates/c0de/verify").route.role == (
+        "public"
+    )
+    assert routes.match("GET", "/api/v1/programs/me").route.role == "user"
+    assert routes.match("GET", "/api/v1/programs/p1/progress").route.role == "admin"
+    assert routes.match("GET", "/api/v2/courses").route.response_headers == ()
+    assert dict(routes.match("GET", "/api/v1/courses").route.response_headers) == {
+        b"deprecation": b"@1796083200",
+        b"sunset": b"Wed, 01 Dec 2027 00:00:00 GMT",
+        b"link": b'</api/v2/courses>; rel="successor-version"',
+    }
 
 
 def test_match_literal_beats_param() -> None:
@@ -148,7 +160,17 @@ def test_parse_routes_unversioned_and_custom_prefix() -> None:
         ({"routes": ["x"]}, "routes: routes[0] must be a table, not 'x'"),
         ({"routes": [{"path": "/a", "methods": ["GET"], "service": "s"}]},
          "routes: routes[0]: unknown key(s) [], missing key(s) ['role']; "
-         "a route has exactly methods, path, role, service"),
+         "a route has methods, path, role, service, and may have deprecated, "
+         "successor, sunset"),
+        ({"routes": [{**route("/a", "GET"), "sunset": dt.date(2027, 1, 1)}]},
+         "routes: routes[0]: a deprecated route needs all of deprecated, sunset and "
+         "successor; missing deprecated, successor"),
+        ({"routes": [{**route("/a", "GET"), "deprecated": "soon",
+                      "sunset": dt.date(2027, 1, 1), "successor": "/b"}]},
+         "routes: routes[0].deprecated must be a TOML date like 2027-06-30"),
+        ({"routes": [{**route("/a", "GET"), "deprecated": dt.date(2026, 1, 1),
+                      "sunset": dt.date(2027, 1, 1), "successor": "b"}]},
+         "routes: routes[0].successor must be a path like '/api/v2/...'"),
         ({"routes": [route("a", "GET")]},
          "routes: routes[0].path is 'a'; a path starts with '/'"),
         ({"routes": [route("/a//b", "GET")]},
