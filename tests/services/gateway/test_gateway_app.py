@@ -135,6 +135,7 @@ def test_main_serves_under_uvicorn_with_json_logs(tmp_path: Path) -> None:
             "UPSTREAM_USERS": users,
             "UPSTREAM_LEARNING": users,
             "UPSTREAM_PROGRAMS": users,
+            "UPSTREAM_NOTIFICATIONS": users,
             "JWKS_URL": f"{users}/.well-known/jwks.json",
             "JWT_ISSUER": ISSUER,
             "JWT_AUDIENCE": AUDIENCE,

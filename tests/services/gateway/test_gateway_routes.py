@@ -25,7 +25,7 @@ def table(*routes: Any, version: str = "v1") -> RouteTable:
 def test_routes_file_of_the_stack_loads() -> None:
     routes = load_routes(ROUTES_TOML)
 
-    assert routes.services == {"users", "learning", "programs"}
+    assert routes.services == {"users", "learning", "programs", "notifications"}
     assert routes.match("POST", "/api/v1/auth/login").route.role == "public"
     assert routes.match("POST", "/api/v1/auth/logout").route.role == "user"
     assert routes.match("GET", "/api/v1/users/me").route.role == "user"
