@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.backends.local import recipes
@@ -220,3 +221,37 @@ def test_stack_postgres_as_root_without_postgres_user(
         in message
     )
     assert "useradd --system postgres" in message
+
+
+def test_stack_passes_server_args_to_uvicorn(tmp_path: Path) -> None:
+    (tmp_path / "rooted.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': scope['root_path'].encode()})\n"
+    )
+    stack = start(
+        tmp_path,
+        {"api": {"kind": "asgi", "app": "rooted:app",
+                 "options": {"server_args": ["--root-path", "/{replica}/api"]}}},
+    )  # fmt: skip
+
+    with stack:
+        assert stack.endpoints is not None
+        assert httpx.get(stack.endpoints["api"].url).text == "/0/api"
+
+
+def test_stack_rejects_malformed_server_args(tmp_path: Path) -> None:
+    stack = start(
+        tmp_path,
+        {"api": {"kind": "asgi", "app": "x:app", "options": {"server_args": "--x"}}},
+    )
+
+    with pytest.raises(StackStartError) as caught:
+        stack.start()
+
+    assert (
+        "components.api.options.server_args must be a list of strings, not '--x'"
+        in str(caught.value)
+    )

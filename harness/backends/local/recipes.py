@@ -46,7 +46,10 @@ class ProcessRecipe:
 
 
 class AsgiRecipe(ProcessRecipe):
-    """An ASGI application under uvicorn, one process per replica."""
+    """An ASGI application under uvicorn, one process per replica.
+
+    ``options.server_args`` adds uvicorn flags, e.g. ``["--http", "pkg:Protocol"]``.
+    """
 
     def launch(self, unit: Unit, replica: int) -> Launch:
         port = (
@@ -61,6 +64,7 @@ class AsgiRecipe(ProcessRecipe):
             # Every client is on loopback here: X-Forwarded-For must not be believed.
             "--no-proxy-headers",
             "--timeout-graceful-shutdown", "3",
+            *_strings(unit, "server_args"),
         ]  # fmt: skip
         return Launch(argv, unit.env(replica))
 
@@ -226,6 +230,18 @@ RECIPES: dict[str, Recipe] = {
 
 def recipe_for(kind: str) -> Recipe:
     return RECIPES[kind]
+
+
+def _strings(unit: Unit, option: str) -> list[str]:
+    value = unit.component.options.get(option, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f"components.{unit.name}.options.{option} must be a list of strings, "
+            f"not {value!r}"
+        )
+    return [
+        unit.render(v, key=f"components.{unit.name}.options.{option}") for v in value
+    ]
 
 
 def _database(unit: Unit) -> str:
