@@ -13,12 +13,14 @@ also on Ctrl-C, on failures and when a worker crashes.
 from __future__ import annotations
 
 import signal
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from harness import reporting
 
 if TYPE_CHECKING:
     import httpx
@@ -51,6 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="with --stack external: the state file with the endpoints, as written "
         "by `python -m harness up` or by hand",
     )
+    reporting.add_options(group)
     group.addoption(
         "--keep-stack",
         action="store_true",
@@ -79,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "--keep-stack has no effect with --stack external; drop it"
         )
     config.pluginmanager.register(StackSession(config, mode), StackSession.name)
+    config.pluginmanager.register(reporting.Reporting(config), reporting.Reporting.name)
 
 
 class StackSession:
@@ -92,6 +96,7 @@ class StackSession:
         self.state: StackState | None = None
         self.error: str | None = None
         self.stack: Stack | None = None
+        self.start_s: float | None = None
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -169,6 +174,7 @@ class StackSession:
             self._write(self.error)
             return
         self.stack = stack
+        self.start_s = stack.elapsed_s
         self.state = stack.state()
         self._write(f"harness: stack ready in {stack.elapsed_s:.2f}s")
 
@@ -245,12 +251,14 @@ def stack(stack_state: StackState) -> Endpoints:
 
 
 @pytest.fixture
-def http(request: pytest.FixtureRequest, stack: Endpoints) -> Iterator[httpx.Client]:
-    """An httpx client whose base URL is the gateway's."""
-    import httpx
-
+def http_client(
+    request: pytest.FixtureRequest, stack: Endpoints
+) -> Iterator[Callable[[], httpx.Client]]:
+    """Makes httpx clients for the gateway whose exchanges are recorded: a failing
+    test shows them, and the service log lines of their request ids."""
     from harness.config import find_config
     from harness.errors import HarnessError
+    from harness.exchanges import Recorder
 
     try:
         gateway = find_config(request.config.rootpath).gateway
@@ -262,8 +270,32 @@ def http(request: pytest.FixtureRequest, stack: Endpoints) -> Iterator[httpx.Cli
             f"{', '.join(stack)}); name the gateway with [tool.harness] gateway = ...",
             pytrace=False,
         )
-    with httpx.Client(base_url=stack[gateway].url, timeout=10.0) as client:
-        yield client
+    recorder = request.node.stash.setdefault(
+        reporting.RECORDER, Recorder(request.node.nodeid)
+    )
+    clients: list[httpx.Client] = []
+
+    def make() -> httpx.Client:
+        clients.append(recorder.client(stack[gateway].url, timeout=10.0))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def http(http_client: Callable[[], httpx.Client]) -> httpx.Client:
+    """An httpx client whose base URL is the gateway's (see ``http_client``)."""
+    return http_client()
+
+
+@pytest.fixture(scope="session")
+def seed(request: pytest.FixtureRequest) -> int:
+    """The run's seed for test data; ``--seed N`` repeats a run's data."""
+    plugin = request.config.pluginmanager.get_plugin(reporting.Reporting.name)
+    assert isinstance(plugin, reporting.Reporting)
+    return plugin.seed
 
 
 @pytest.fixture(scope="session")

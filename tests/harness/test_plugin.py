@@ -341,3 +341,90 @@ def test_keep_stack_leaves_it_for_harness_down(pytester: pytest.Pytester) -> Non
     assert down.returncode == 0, down.stderr
     assert_stack_gone(state)
     assert not state_file.exists()
+
+
+LOGGING_APP = """
+import json
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    headers = dict(scope["headers"])
+    print("handled", scope["path"], "request_id=" + headers[b"x-request-id"].decode(), flush=True)
+    body = json.dumps({"access_token": "eyJ.secret.sig", "user": "ann"}).encode()
+    await send({"type": "http.response.start", "status": 418,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def test_failed_test_shows_its_exchanges_log_lines_and_a_rerun_command(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester, SMALL_TOPOLOGY.replace("echo_app:app", "logging_app:app"))
+    pytester.makepyfile(logging_app=LOGGING_APP)
+    pytester.makepyfile(
+        test_teapot="""
+        def test_teapot(http):
+            response = http.post(
+                "/brew",
+                json={"email": "ann@example.org", "password": "hunter2-long"},
+                headers={"Authorization": "Bearer eyJ.secret.sig"},
+            )
+            assert response.status_code == 200
+
+        def test_fine():
+            pass
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--seed", "4242")
+
+    result.assert_outcomes(failed=1, passed=1)
+    output = result.stdout.str()
+    assert "harness: seed 4242 (repeat with --seed 4242)" in output
+    result.stdout.fnmatch_lines(
+        [
+            "*- HTTP exchanges -*",
+            "> POST http://127.0.0.1:*/brew",
+            "> authorization: [*][*][*]",
+            "> x-request-id: t*-1",
+            '*"password": "[*][*][*]"*',
+            "< 418",
+            '*"access_token": "[*][*][*]"*',
+            "*- service log lines of these requests -*",
+            "gateway | handled /brew request_id=t*-1",
+        ]
+    )
+    attachments = output.split("- HTTP exchanges -")[1].split("short test summary")[0]
+    assert "hunter2-long" not in attachments
+    assert "eyJ.secret.sig" not in attachments
+    result.stdout.fnmatch_lines(
+        [
+            "harness: stack start-up *s, tests *s",
+            "harness: rerun the failures: python -m pytest "
+            "test_teapot.py::test_teapot --seed 4242",
+        ]
+    )
+
+
+def test_seed_is_shared_by_workers(pytester: pytest.Pytester) -> None:
+    make_project(pytester, SMALL_TOPOLOGY)
+    pytester.makepyfile(
+        test_seeds="""
+        import os, pathlib, pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_seed(n, seed):
+            out = pathlib.Path(os.environ["RECORD_DIR"])
+            out.mkdir(exist_ok=True)
+            (out / f"{n}.txt").write_text(str(seed))
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=4)
+    seeds = {p.read_text() for p in (pytester.path / "records").glob("*.txt")}
+    assert len(seeds) == 1
+    assert f"harness: seed {seeds.pop()}" in result.stdout.str()

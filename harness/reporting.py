@@ -1,0 +1,147 @@
+"""What a run tells its reader: the seed, a rerun command, timings, and for each
+failed test its HTTP exchanges and the service log lines they caused.
+
+Failure details go into the test's report sections (shown by pytest and kept
+in JUnit XML) and, when allure-pytest is installed, into allure attachments.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.exchanges import Recorder
+
+SEED_KEY = "harness_seed"
+RECORDER = pytest.StashKey["Recorder"]()
+OPTIONS_TO_REPEAT = ("stack", "stack_state")
+
+
+def add_options(group: Any) -> None:
+    group.addoption(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed of the test data (factories, faker); printed by every run, "
+        "so a failing run can be repeated with the same data",
+    )
+
+
+class Reporting:
+    """Registered by the plugin next to the stack session."""
+
+    name = "harness-reporting"
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        given = config.getoption("seed")
+        if workerinput is not None and SEED_KEY in workerinput:
+            self.seed = int(workerinput[SEED_KEY])
+        else:
+            self.seed = given if given is not None else random.randrange(2**31)  # noqa: S311 - test data, not secrets
+        self.loop_started: float | None = None
+        self.loop_s = 0.0
+
+    def pytest_report_header(self) -> str:
+        return f"harness: seed {self.seed} (repeat with --seed {self.seed})"
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[SEED_KEY] = self.seed
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtestloop(
+        self, session: pytest.Session
+    ) -> Generator[None, object, object]:
+        self.loop_started = time.monotonic()
+        try:
+            return (yield)
+        finally:
+            self.loop_s = time.monotonic() - self.loop_started
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        recorder = item.stash.get(RECORDER, None)
+        if report.failed and recorder is not None and recorder.exchanges:
+            self._attach(item, report, recorder)
+        return report
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if getattr(self.config, "workerinput", None) is not None:
+            return
+        stack_s = _stack_start_s(self.config)
+        parts = [f"stack start-up {stack_s:.1f}s"] if stack_s is not None else []
+        parts.append(f"tests {self.loop_s:.1f}s")
+        terminalreporter.write_line("harness: " + ", ".join(parts))
+        failed = [
+            report.nodeid
+            for kind in ("failed", "error")
+            for report in terminalreporter.stats.get(kind, [])
+            if getattr(report, "nodeid", "")
+        ]
+        if failed:
+            terminalreporter.write_line(
+                f"harness: rerun the failures: {self.rerun(failed)}"
+            )
+
+    def rerun(self, nodeids: list[str]) -> str:
+        """A command that runs ``nodeids`` again with the same data and stack."""
+        args = [
+            "python",
+            "-m",
+            "pytest",
+            *dict.fromkeys(nodeids),
+            "--seed",
+            str(self.seed),
+        ]
+        for option in OPTIONS_TO_REPEAT:
+            value = self.config.getoption(option)
+            if value not in (None, "auto"):
+                args += [f"--{option.replace('_', '-')}", str(value)]
+        return shlex.join(args)
+
+    def _attach(
+        self, item: pytest.Item, report: pytest.TestReport, recorder: Recorder
+    ) -> None:
+        from harness.exchanges import log_lines
+
+        exchanges = recorder.render()
+        report.sections.append(("HTTP exchanges", exchanges))
+        lines = "\n".join(log_lines(_logs_dir(self.config), recorder.request_ids))
+        if lines:
+            report.sections.append(("service log lines of these requests", lines))
+        try:
+            import allure
+        except ImportError:
+            return
+        allure.attach(exchanges, "HTTP exchanges", allure.attachment_type.TEXT)
+        if lines:
+            allure.attach(lines, "service log lines", allure.attachment_type.TEXT)
+
+
+def _session_state(config: pytest.Config) -> Any:
+    plugin = config.pluginmanager.get_plugin("harness-stack")
+    return getattr(plugin, "state", None)
+
+
+def _logs_dir(config: pytest.Config) -> Path:
+    state = _session_state(config)
+    workdir = getattr(state, "workdir", None)
+    return Path(workdir) / "logs" if workdir else Path("/nonexistent")
+
+
+def _stack_start_s(config: pytest.Config) -> float | None:
+    plugin = config.pluginmanager.get_plugin("harness-stack")
+    value = getattr(plugin, "start_s", None)
+    return float(value) if value is not None else None
