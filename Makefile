@@ -8,11 +8,12 @@ INSTALLED := $(VENV)/.installed
 # Parallel workers for pytest; the stack is shared by all of them.
 WORKERS ?= 2
 
-.PHONY: help venv test lint format up down status e2e clean
+.PHONY: help venv test lint format up down status e2e report clean
 
 help:
 	@echo "make test    the project's own tests, with coverage of harness/ and services/"
 	@echo "make e2e     bring up the stack and run the scenarios through the gateway"
+	@echo "make report  build the HTML report of the last e2e run (needs Java and npx)"
 	@echo "make lint    ruff and mypy --strict"
 	@echo "make up      start the stack in the background (make down stops it)"
 
@@ -30,8 +31,21 @@ venv: $(INSTALLED)
 test: venv
 	$(PY) -m pytest -n $(WORKERS) --cov --cov-report=term --cov-fail-under=90 tests
 
+# Results for CI and people: JUnit XML, and allure results that `make report`
+# turns into an HTML report.
+REPORTS ?= reports
+
 e2e: venv
-	$(PY) -m pytest -n $(WORKERS) scenarios
+	rm -rf $(REPORTS)/allure-results
+	$(PY) -m pytest -n $(WORKERS) scenarios \
+		--junitxml=$(REPORTS)/junit-e2e.xml --alluredir=$(REPORTS)/allure-results
+
+# Allure's command line comes from the npm registry and runs on Java 8+.
+report:
+	@command -v java >/dev/null || { echo "make report needs Java: apt-get install -y default-jre-headless"; exit 1; }
+	@command -v npx >/dev/null || { echo "make report needs Node.js and npm (npx)"; exit 1; }
+	npx --yes allure-commandline@2 generate $(REPORTS)/allure-results -o $(REPORTS)/allure-report --clean
+	@echo "open $(REPORTS)/allure-report/index.html (allure open $(REPORTS)/allure-report serves it)"
 
 lint: venv
 	$(PY) -m ruff check .
@@ -52,4 +66,4 @@ status: venv
 	$(PY) -m harness status
 
 clean:
-	rm -rf $(VENV) .harness .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) .harness .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* $(REPORTS)
