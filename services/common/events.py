@@ -9,6 +9,9 @@ acknowledges it. So an event is never lost (the outbox row stays until Redis
 has it; an unacknowledged message is redelivered or reclaimed from a dead
 consumer) and never applied twice (a redelivered id is skipped).
 
+A row may name another stream (``record(..., stream=...)``): a service queues
+work for its own workers that way, as reliably as it publishes events.
+
 Redis must keep its data across restarts (append-only file) for the
 never-lost half to hold once an event has left the outbox, and the Redis
 client must be created with ``decode_responses=True``.
@@ -81,6 +84,9 @@ def schema_ddl(schema: str) -> list[str]:
             occurred_at timestamptz NOT NULL DEFAULT now(),
             published_at timestamptz
         )""",
+        # Added after the table: running these statements again upgrades an
+        # outbox made without it. NULL means the relay's own stream.
+        f"ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS stream text",
         f"""CREATE INDEX IF NOT EXISTS outbox_unpublished
             ON {schema}.outbox (seq) WHERE published_at IS NULL""",
         f"""CREATE TABLE IF NOT EXISTS {schema}.processed_events (
@@ -93,16 +99,25 @@ def schema_ddl(schema: str) -> list[str]:
 
 
 async def record(
-    conn: asyncpg.Connection, schema: str, type_: str, payload: Mapping[str, Any]
+    conn: asyncpg.Connection,
+    schema: str,
+    type_: str,
+    payload: Mapping[str, Any],
+    *,
+    stream: str | None = None,
 ) -> str:
-    """Add an event to the outbox inside the caller's transaction; returns its id."""
+    """Add an event to the outbox inside the caller's transaction; returns its id.
+
+    The relay publishes it to ``stream``, or to its own stream when None.
+    """
     event_id = str(uuid.uuid4())
     await conn.execute(
-        f"INSERT INTO {_checked_schema(schema)}.outbox (id, type, payload) "
-        "VALUES ($1, $2, $3::jsonb)",
+        f"INSERT INTO {_checked_schema(schema)}.outbox (id, type, payload, stream) "
+        "VALUES ($1, $2, $3::jsonb, $4)",
         event_id,
         type_,
         json.dumps(payload),
+        stream,
     )
     # Wakes the relay at commit; without a listener it costs nothing.
     await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
@@ -111,6 +126,8 @@ async def record(
 
 class OutboxRelay:
     """Publishes a schema's unpublished outbox rows to the stream, oldest first.
+
+    A row that names a stream of its own (``record(..., stream=...)``) goes there.
 
     Rows are locked with SKIP LOCKED, so several relays (one per replica) can
     run side by side. A relay that dies after XADD but before its commit makes
@@ -140,7 +157,8 @@ class OutboxRelay:
         """Publish one batch; returns how many events went out."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                f"""SELECT id, type, payload, occurred_at FROM {self.schema}.outbox
+                f"""SELECT id, type, payload, occurred_at, stream
+                    FROM {self.schema}.outbox
                     WHERE published_at IS NULL ORDER BY seq
                     LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self.batch,
@@ -150,7 +168,7 @@ class OutboxRelay:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for row in rows:
                     fields: dict[Any, Any] = _row_event(row, self.schema).to_fields()
-                    pipe.xadd(self.stream, fields)
+                    pipe.xadd(row["stream"] or self.stream, fields)
                 await pipe.execute()
             await conn.execute(
                 f"UPDATE {self.schema}.outbox SET published_at = now() "
@@ -359,6 +377,7 @@ class EventWorkers:
 
     Every replica runs both: relays share the outbox through SKIP LOCKED, and
     consumers share the stream as members of the service's consumer group.
+    ``stream`` is the one they publish to and read (a test may pass its own).
     """
 
     def __init__(
@@ -368,16 +387,16 @@ class EventWorkers:
         schema: str,
         handlers: Mapping[str, Handler] | None = None,
         *,
+        stream: str = STREAM,
         reclaim_idle_ms: int = 10_000,
     ) -> None:
-        self.relay = OutboxRelay(pool, redis, schema)
-        self.consumer = (
-            EventConsumer(
-                pool, redis, schema, schema, handlers, reclaim_idle_ms=reclaim_idle_ms
-            )
-            if handlers
-            else None
-        )
+        self.relay = OutboxRelay(pool, redis, schema, stream=stream)
+        self.consumer: EventConsumer | None = None
+        if handlers:
+            self.consumer = EventConsumer(
+                pool, redis, schema, schema, handlers,
+                stream=stream, reclaim_idle_ms=reclaim_idle_ms,
+            )  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
