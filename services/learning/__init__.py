@@ -1,0 +1,1 @@
+"""The learning service: courses and their lessons, enrollments, certificates."""

@@ -1,0 +1,21 @@
+"""Bring the ``learning`` schema up to date: ``python -m services.learning.migrate``.
+
+Reads DATABASE_URL (``postgresql://user:password@host:port/database``) and
+applies every Alembic revision in ``services/learning/migrations`` not applied
+yet.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from services.common.migrations import Migrations
+
+SCHEMA = "learning"
+MIGRATIONS = Migrations("learning", SCHEMA, Path(__file__).with_name("migrations"))
+upgrade = MIGRATIONS.upgrade
+downgrade = MIGRATIONS.downgrade
+
+if __name__ == "__main__":
+    sys.exit(MIGRATIONS.main())

@@ -1,0 +1,2 @@
+"""Alembic migrations of the ``learning`` schema; run them with
+``python -m services.learning.migrate``."""
