@@ -1,0 +1,1 @@
+"""The programs service: learning programs, who is assigned to them, and progress."""

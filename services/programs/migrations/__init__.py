@@ -1,0 +1,2 @@
+"""Alembic migrations of the ``programs`` schema; run them with
+``python -m services.programs.migrate``."""
