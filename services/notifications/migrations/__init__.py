@@ -1,0 +1,2 @@
+"""Alembic migrations of the ``notifications`` schema; run them with
+``python -m services.notifications.migrate``."""

@@ -1,0 +1,1 @@
+"""One module per revision of the ``notifications`` schema, applied in order."""
