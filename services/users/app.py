@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or Settings.from_env()
-        keys = KeyRing(current.keys_dir)
+        keys = KeyRing(current.keys_dir, current.keys_activation_s)
         keys.reload()
         signer = keys.signing_key.kid  # with no key, fail now and name the folder
         passwords = Passwords()

@@ -6,9 +6,11 @@ UTC creation time, so sorting them sorts by age::
     python -m services.users.keys ensure   # create the first key if none exists
     python -m services.users.keys rotate   # add a key; it signs from now on
 
-A running service rescans the folder every ``KEYS_RELOAD_S`` seconds: a new
-key starts signing without a restart, and an old key keeps verifying (it
-stays in the JWKS) until its file is removed.
+A running service rescans the folder every ``KEYS_RELOAD_S`` seconds. A new
+key is published in the JWKS at once but signs only once it is
+``KEYS_ACTIVATION_S`` old, so that every replica and the gateway know it
+before the first token signed with it arrives; no restart is needed. An old
+key keeps verifying (it stays in the JWKS) until its file is removed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -61,6 +63,15 @@ def new_kid(now: datetime | None = None) -> str:
     """A key id that sorts after every key created before ``now``."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     return f"k{moment:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
+
+
+def kid_created(kid: str) -> datetime:
+    """When the key was created, from its id; the distant past for foreign ids."""
+    try:
+        stamp = kid[1 : kid.index("Z")]
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def create_key(folder: Path) -> SigningKey:
@@ -117,8 +128,9 @@ def read_key(kid: str, path: Path) -> SigningKey:
 class KeyRing:
     """The keys of one folder as the service last read them."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, activation_s: float = 0.0) -> None:
         self.folder = folder
+        self.activation_s = activation_s
         self._keys: dict[str, SigningKey] = {}
         self._seen: dict[str, tuple[int, int]] = {}
 
@@ -129,7 +141,10 @@ class KeyRing:
                 f"no signing key in {self.folder}; create one with "
                 "`python -m services.users.keys ensure`"
             )
-        return self._keys[max(self._keys)]
+        ripe = datetime.now(UTC) - timedelta(seconds=self.activation_s)
+        active = [kid for kid in self._keys if kid_created(kid) <= ripe]
+        # With no key old enough yet (a fresh folder), the first one signs.
+        return self._keys[max(active) if active else min(self._keys)]
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [key.jwk() for key in self._keys.values()]}
@@ -217,8 +232,8 @@ def main(
     parser.add_argument(
         "command",
         choices=("ensure", "rotate", "list"),
-        help="ensure: create a key if there is none; rotate: add a key that signs "
-        "from now on; list: print the key ids, oldest first",
+        help="ensure: create a key if there is none; rotate: add a key that "
+        "signs once published; list: print the key ids, oldest first",
     )
     args = parser.parse_args(argv)
     try:
@@ -231,7 +246,10 @@ def main(
             print(f"{max(files)} signs; {len(files)} key(s) in {folder}")
         else:
             kid = create_key(folder).kid
-            print(f"{kid} created in {folder}; it signs from now on")
+            print(
+                f"{kid} created in {folder}; published at the next rescan, it "
+                "signs once KEYS_ACTIVATION_S old"
+            )
     except (ConfigError, KeyStoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1

@@ -13,6 +13,8 @@ from services.common.settings import require as common_require
 MAX_ACCESS_TOKEN_TTL_S = 900
 DEFAULT_REFRESH_TOKEN_TTL_S = 14 * 24 * 3600
 DEFAULT_KEYS_RELOAD_S = 2.0
+# Two rescans and a second: every replica publishes a new key before it signs.
+DEFAULT_KEYS_ACTIVATION_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -27,12 +29,14 @@ class Settings:
     access_token_ttl_s: int = MAX_ACCESS_TOKEN_TTL_S
     refresh_token_ttl_s: int = DEFAULT_REFRESH_TOKEN_TTL_S
     keys_reload_s: float = DEFAULT_KEYS_RELOAD_S
+    keys_activation_s: float = DEFAULT_KEYS_ACTIVATION_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """DATABASE_URL, REDIS_URL, USERS_KEYS_DIR, JWT_ISSUER and JWT_AUDIENCE are
         required;
-        ACCESS_TOKEN_TTL_S (at most 900), REFRESH_TOKEN_TTL_S and KEYS_RELOAD_S
+        ACCESS_TOKEN_TTL_S (at most 900), REFRESH_TOKEN_TTL_S, KEYS_RELOAD_S and
+        KEYS_ACTIVATION_S
         are optional."""
         env = os.environ if env is None else env
         return cls(
@@ -59,6 +63,9 @@ class Settings:
                 )
             ),
             keys_reload_s=number(env, "KEYS_RELOAD_S", DEFAULT_KEYS_RELOAD_S),
+            keys_activation_s=number(
+                env, "KEYS_ACTIVATION_S", DEFAULT_KEYS_ACTIVATION_S
+            ),
         )
 
 

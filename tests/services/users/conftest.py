@@ -90,6 +90,7 @@ def settings(test_database: str, keys_dir: Path, stack: Any) -> Settings:
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
         keys_reload_s=0.05,
+        keys_activation_s=0.5,
     )
 
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from harness.endpoints import Endpoints
 from services.users.migrate import downgrade
 
 START_DEADLINE_S = 30.0
@@ -75,6 +76,8 @@ def test_migrate_creates_the_schema_and_runs_again_as_a_no_op(
     )
     assert [t["table_name"] for t in tables] == [
         "alembic_version",
+        "outbox",
+        "processed_events",
         "refresh_tokens",
         "users",
     ]
@@ -145,8 +148,9 @@ def test_keys_ensure_rotate_list(
     assert [created.returncode, kept.returncode, rotated.returncode] == [0, 0, 0]
     files = sorted(folder.glob("*.pem"))
     first, second = (path.stem for path in files)
-    assert (
-        created.stdout.strip() == f"{first} created in {folder}; it signs from now on"
+    assert created.stdout.strip() == (
+        f"{first} created in {folder}; published at the next rescan, it signs once "
+        "KEYS_ACTIVATION_S old"
     )
     assert kept.stdout.strip() == f"{first} signs; 1 key(s) in {folder}"
     assert rotated.stdout.strip().startswith(f"{second} created in {folder}")
@@ -313,11 +317,15 @@ def free_port() -> int:
 
 
 def test_server_entry_point_serves_and_logs_json(
-    tmp_path: Path, test_database: str, cli_env: Callable[..., dict[str, str]]
+    tmp_path: Path,
+    test_database: str,
+    cli_env: Callable[..., dict[str, str]],
+    stack: Endpoints,
 ):
     keys = tmp_path / "keys"
     env = cli_env(
         DATABASE_URL=test_database,
+        REDIS_URL=stack["redis"].url,
         USERS_KEYS_DIR=str(keys),
         JWT_ISSUER="campus-users",
         JWT_AUDIENCE="campus-api",

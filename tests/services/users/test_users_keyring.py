@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.users.errors import KeyStoreError
-from services.users.keys import KeyRing, create_key, new_kid
+from services.users.keys import KeyRing, create_key, kid_created, new_kid
 
 
 def test_new_kid_sorts_by_creation_time():
@@ -127,3 +127,25 @@ async def test_keyring_watch_survives_an_unreadable_folder(
             await watcher
 
     assert watcher.cancelled()
+
+
+def test_keyring_new_key_is_published_before_it_signs(tmp_path: Path):
+    old = create_key(tmp_path)
+    ring = KeyRing(tmp_path, activation_s=3600)
+    ring.reload()
+    assert ring.signing_key.kid == old.kid  # the only key signs at once
+
+    new = create_key(tmp_path)
+    ring.reload()
+
+    assert {key["kid"] for key in ring.jwks()["keys"]} == {old.kid, new.kid}
+    assert ring.signing_key.kid == old.kid
+    ring.activation_s = 0
+    assert ring.signing_key.kid == new.kid
+
+
+def test_kid_created_reads_the_time_of_our_ids_only():
+    moment = datetime(2026, 12, 3, 19, 0, 1, 250000, tzinfo=UTC)
+
+    assert kid_created(new_kid(moment)) == moment
+    assert kid_created("someone-elses-key") == datetime.min.replace(tzinfo=UTC)

@@ -133,7 +133,11 @@ async def test_rotation_signs_with_the_new_key_and_old_tokens_still_verify(
         lambda body: new_kid in {key["kid"] for key in body["keys"]},
         what=f"key {new_kid} in the JWKS",
     )
-    after = await login(user)
+    after = await eventually(
+        lambda: login(user),
+        lambda pair: jwt.get_unverified_header(pair["access_token"])["kid"] == new_kid,
+        what=f"tokens signed by {new_kid} once it is old enough",
+    )
 
     assert new_kid > old_kid
     assert {key["kid"] for key in published["keys"]} == {old_kid, new_kid}
