@@ -52,7 +52,9 @@ def create_app(
         users = InternalClient(
             "users", current.users_urls, timeout_s=current.users_timeout_s
         )
-        workers = EventWorkers(pool, redis, SCHEMA, HANDLERS)
+        workers = EventWorkers(
+            pool, redis, SCHEMA, HANDLERS, stream=current.events_stream
+        )
         if event_workers:
             workers.start()
         app.state.runtime = Runtime(current, pool, redis, users)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from services.common.database import redact
 from services.common.errors import ConfigError
+from services.common.events import STREAM as EVENTS_STREAM
 from services.common.settings import number
 from services.common.settings import require as common_require
 
@@ -25,6 +26,7 @@ class Settings:
     redis_url: str
     users_urls: tuple[str, ...]
     users_timeout_s: float = DEFAULT_USERS_TIMEOUT_S
+    events_stream: str = EVENTS_STREAM
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -34,6 +36,7 @@ class Settings:
         return cls(
             database_url=require(env, "DATABASE_URL"),
             redis_url=redis_url(require(env, "REDIS_URL")),
+            events_stream=env.get("EVENTS_STREAM", "").strip() or EVENTS_STREAM,
             users_urls=replica_urls("USERS_URLS", require(env, "USERS_URLS")),
             users_timeout_s=number(
                 env,

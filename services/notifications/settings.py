@@ -48,7 +48,7 @@ class Settings:
         each failed attempt), NOTIFY_BACKOFF_MAX_S (5), NOTIFY_SMTP_TIMEOUT_S
         (10), NOTIFY_RECLAIM_IDLE_S (30: how long a queue message may sit with
         a silent worker before another takes it over), NOTIFY_QUEUE_STREAM
-        (campus:notifications) and NOTIFY_EVENTS_STREAM (campus:events).
+        (campus:notifications) and EVENTS_STREAM (campus:events).
         """
         env = os.environ if env is None else env
         backoff_s = number(env, "NOTIFY_BACKOFF_S", DEFAULT_BACKOFF_S)
@@ -77,7 +77,7 @@ class Settings:
                 env, "NOTIFY_RECLAIM_IDLE_S", DEFAULT_RECLAIM_IDLE_S, maximum=3600
             ),
             queue_stream=env.get("NOTIFY_QUEUE_STREAM", "").strip() or QUEUE_STREAM,
-            events_stream=env.get("NOTIFY_EVENTS_STREAM", "").strip() or STREAM,
+            events_stream=env.get("EVENTS_STREAM", "").strip() or STREAM,
         )
 
 

@@ -51,7 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "learning", current.learning_urls, timeout_s=current.internal_timeout_s
             ),
         )
-        workers = EventWorkers(pool, redis, SCHEMA, HANDLERS)
+        workers = EventWorkers(
+            pool, redis, SCHEMA, HANDLERS, stream=current.events_stream
+        )
         workers.start()
         app.state.runtime = Runtime(current, pool, redis, directory)
         logger.info(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from services.common.errors import ConfigError
+from services.common.events import STREAM as EVENTS_STREAM
 from services.common.settings import number
 from services.common.settings import require as common_require
 
@@ -23,6 +24,7 @@ class Settings:
     users_urls: tuple[str, ...]
     learning_urls: tuple[str, ...]
     internal_timeout_s: float = DEFAULT_INTERNAL_TIMEOUT_S
+    events_stream: str = EVENTS_STREAM
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -33,6 +35,7 @@ class Settings:
         return cls(
             database_url=require(env, "DATABASE_URL"),
             redis_url=require(env, "REDIS_URL"),
+            events_stream=env.get("EVENTS_STREAM", "").strip() or EVENTS_STREAM,
             users_urls=replica_urls(env, "USERS_URLS"),
             learning_urls=replica_urls(env, "LEARNING_URLS"),
             internal_timeout_s=number(

@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         passwords = Passwords()
         pool = await create_pool(current.database_url)
         redis = aioredis.Redis.from_url(current.redis_url, decode_responses=True)
-        workers = EventWorkers(pool, redis, SCHEMA)  # publishes; consumes nothing
+        workers = EventWorkers(pool, redis, SCHEMA, stream=current.events_stream)
         workers.start()
         watcher = asyncio.create_task(keys.watch(current.keys_reload_s))
         app.state.runtime = Runtime(current, pool, keys, passwords)

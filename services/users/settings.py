@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.events import STREAM as EVENTS_STREAM
 from services.common.settings import number
 from services.common.settings import require as common_require
 
@@ -30,6 +31,7 @@ class Settings:
     refresh_token_ttl_s: int = DEFAULT_REFRESH_TOKEN_TTL_S
     keys_reload_s: float = DEFAULT_KEYS_RELOAD_S
     keys_activation_s: float = DEFAULT_KEYS_ACTIVATION_S
+    events_stream: str = EVENTS_STREAM
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +44,7 @@ class Settings:
         return cls(
             database_url=require(env, "DATABASE_URL"),
             redis_url=require(env, "REDIS_URL"),
+            events_stream=env.get("EVENTS_STREAM", "").strip() or EVENTS_STREAM,
             keys_dir=Path(require(env, "USERS_KEYS_DIR")),
             jwt_issuer=require(env, "JWT_ISSUER"),
             jwt_audience=require(env, "JWT_AUDIENCE"),

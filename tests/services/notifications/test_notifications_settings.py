@@ -45,7 +45,7 @@ def test_settings_overrides():
             "NOTIFY_SMTP_TIMEOUT_S": "3",
             "NOTIFY_RECLAIM_IDLE_S": "12",
             "NOTIFY_QUEUE_STREAM": "q",
-            "NOTIFY_EVENTS_STREAM": "e",
+            "EVENTS_STREAM": "e",
         }
     )
 

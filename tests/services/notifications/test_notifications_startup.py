@@ -83,7 +83,7 @@ def served(
         SMTP_PORT=str(mail_sink.smtp_port),
         MAIL_FROM="Campus <noreply@campus.test>",
         NOTIFY_QUEUE_STREAM=f"test:notifications:{port}",
-        NOTIFY_EVENTS_STREAM=f"test:events:{port}",
+        EVENTS_STREAM=f"test:events:{port}",
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "services.notifications.main:app",

@@ -91,6 +91,8 @@ def settings(test_database: str, keys_dir: Path, stack: Any) -> Settings:
         jwt_audience=AUDIENCE,
         keys_reload_s=0.05,
         keys_activation_s=0.5,
+        # Its own stream: the stack's services must not see the tests' events.
+        events_stream=f"test:users:{uuid.uuid4().hex}",
     )
 
 
