@@ -1,7 +1,9 @@
 """The stack engine: start a topology in dependency order, in parallel, and stop it.
 
-Components whose dependencies are ready start at once, each in its own
-thread; a component starts as soon as everything it depends on is ready.
+Every component's addresses are planned first, so any component may name any
+other's. Then components whose dependencies are ready start at once, each in
+its own thread; a component starts as soon as everything it depends on is
+ready.
 If any component fails, everything already started is stopped again and the
 error describes every failure.
 """
@@ -167,6 +169,7 @@ class Stack:
         components = self.topology.components
         order = self.topology.start_order()
         ready: dict[str, Endpoint] = {}
+        planned: dict[str, Endpoint] = {}
         failures: list[ComponentStartError] = []
         running: dict[Future[Endpoint], str] = {}
         submitted: set[str] = set()
@@ -177,12 +180,20 @@ class Stack:
                 needs = components[name].depends_on
                 if name not in submitted and all(dep in ready for dep in needs):
                     submitted.add(name)
-                    dependencies = {dep: ready[dep] for dep in needs}
-                    running[
-                        pool.submit(self._start_one, backend, name, dependencies)
-                    ] = name
+                    running[pool.submit(self._start_one, backend, name, planned)] = name
 
         try:
+            for name in order:
+                try:
+                    planned[name] = backend.plan(components[name], self.settings)
+                except HarnessError as exc:
+                    raise StackStartError(
+                        [
+                            ComponentStartError(
+                                name, reason="failed", last_error=str(exc)
+                            )
+                        ]
+                    ) from exc
             submit_unblocked()
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -208,11 +219,11 @@ class Stack:
         return ready
 
     def _start_one(
-        self, backend: Backend, name: str, dependencies: dict[str, Endpoint]
+        self, backend: Backend, name: str, endpoints: dict[str, Endpoint]
     ) -> Endpoint:
         component = self.topology.components[name]
         started = time.monotonic()
-        endpoint = backend.start(component, dependencies, self.settings)
+        endpoint = backend.start(component, endpoints)
         event = ComponentReady(
             name=name,
             kind=component.kind,

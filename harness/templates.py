@@ -1,8 +1,9 @@
 """Placeholders in a component's command, environment and setup steps.
 
 Own replica:  {host} {port} {port.NAME} {replica} {workdir} {python}
-Dependencies: {NAME.url} {NAME.urls} {NAME.dsn} {NAME.host} {NAME.port}
-              {NAME.port.PORT} {NAME.EXTRA}   (urls are joined with commas)
+Any component: {NAME.url} {NAME.urls} {NAME.dsn} {NAME.host} {NAME.port}
+               {NAME.port.PORT} {NAME.EXTRA}   (urls are joined with commas)
+(Naming a component does not wait for it: ``depends_on`` orders the start.)
 Stack settings: {settings.KEY}
 Write ``{{`` and ``}}`` for literal braces.
 """
@@ -63,10 +64,7 @@ def _lookup(name: str, context: Context, key: str) -> str:
     value = _attribute(endpoint, attribute) if endpoint else None
     if value is None:
         if endpoint is None and target not in ("settings", "port"):
-            hint = (
-                f"{target!r} is not a dependency of {context.component!r}; "
-                "add it to depends_on"
-            )
+            hint = f"{target!r} is not a component of the stack"
         else:
             hint = "see the list of placeholders in harness.templates"
         raise ConfigError(f"{key}: unknown placeholder {{{name}}}: {hint}")

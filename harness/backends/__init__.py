@@ -17,16 +17,21 @@ class Backend(Protocol):
 
     name: str
 
-    def start(
-        self,
-        component: Component,
-        dependencies: Mapping[str, Endpoint],
-        settings: Mapping[str, str],
-    ) -> Endpoint:
-        """Start every replica of ``component`` and return once all are ready.
+    def plan(self, component: Component, settings: Mapping[str, str]) -> Endpoint:
+        """Reserve the component's addresses, before anything starts.
 
-        Raises ComponentStartError; whatever it started stays registered so
-        that ``stop`` removes it.
+        Every component is planned first, so that any component's command or
+        environment may name any other's address, whatever the start order.
+        """
+
+    def start(
+        self, component: Component, endpoints: Mapping[str, Endpoint]
+    ) -> Endpoint:
+        """Start every replica of a planned component; return once all are ready.
+
+        ``endpoints`` are every planned component's. Raises
+        ComponentStartError; whatever it started stays registered so that
+        ``stop`` removes it.
         """
 
     def stop(self) -> None:

@@ -140,7 +140,7 @@ def test_stack_reports_unknown_placeholder(tmp_path: Path) -> None:
 
     assert (
         "components.svc.command: unknown placeholder {db.dsn}: 'db' is not a "
-        "dependency of 'svc'; add it to depends_on"
+        "component of the stack"
     ) in str(caught.value)
 
 
@@ -164,6 +164,23 @@ def test_stack_starts_independent_components_in_parallel(tmp_path: Path) -> None
         {
             "a": {"command": serve, "setup": [waits_for("a", "b")]},
             "b": {"command": serve, "setup": [waits_for("b", "a")]},
+        },
+    )
+
+    with stack:
+        assert stack.endpoints is not None
+        assert set(stack.endpoints) == {"a", "b"}
+
+
+def test_stack_components_may_name_components_they_do_not_wait_for(
+    tmp_path: Path,
+) -> None:
+    serve = [PY, "-m", "http.server", "--bind", "127.0.0.1", "{port}"]
+    stack = start(
+        tmp_path,
+        {
+            "a": {"command": serve, "ports": ["http"], "env": {"PEER": "{b.url}"}},
+            "b": {"command": serve, "ports": ["http"], "env": {"PEER": "{a.url}"}},
         },
     )
 

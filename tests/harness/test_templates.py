@@ -105,17 +105,17 @@ def test_render_without_placeholders_is_unchanged() -> None:
     assert _render("uvicorn --workers 1") == "uvicorn --workers 1"
 
 
-def test_render_unknown_component_asks_for_depends_on() -> None:
+def test_render_unknown_component_is_named() -> None:
     assert _error("{redis.url}") == (
-        f"{KEY}: unknown placeholder {{redis.url}}: 'redis' is not a dependency "
-        "of 'api'; add it to depends_on"
+        f"{KEY}: unknown placeholder {{redis.url}}: 'redis' is not a component of "
+        "the stack"
     )
 
 
-def test_render_unknown_own_placeholder_is_not_a_dependency() -> None:
+def test_render_unknown_own_placeholder_is_named() -> None:
     assert _error("{hostname}") == (
-        f"{KEY}: unknown placeholder {{hostname}}: 'hostname' is not a dependency "
-        "of 'api'; add it to depends_on"
+        f"{KEY}: unknown placeholder {{hostname}}: 'hostname' is not a component "
+        "of the stack"
     )
 
 

@@ -162,21 +162,16 @@ class LocalBackend:
         self._reserved_ports: set[int] = set()
         self._lock = threading.Lock()
         self._stopped = False
+        self._units: dict[str, Unit] = {}
 
     @property
     def processes(self) -> list[ManagedProcess]:
         with self._lock:
             return list(self._processes)
 
-    def start(
-        self,
-        component: Component,
-        dependencies: Mapping[str, Endpoint],
-        settings: Mapping[str, str],
-    ) -> Endpoint:
+    def plan(self, component: Component, settings: Mapping[str, str]) -> Endpoint:
         from harness.backends.local.recipes import recipe_for
 
-        recipe = recipe_for(component.kind)
         unit = Unit(
             component=component,
             ports=[
@@ -184,9 +179,20 @@ class LocalBackend:
             ],
             workdir=self.workdir / component.name,
             root=self.root,
-            dependencies=dependencies,
+            dependencies={},
             settings=settings,
         )
+        self._units[component.name] = unit
+        return recipe_for(component.kind).endpoint(unit)
+
+    def start(
+        self, component: Component, endpoints: Mapping[str, Endpoint]
+    ) -> Endpoint:
+        from harness.backends.local.recipes import recipe_for
+
+        recipe = recipe_for(component.kind)
+        unit = self._units[component.name]
+        unit.dependencies = endpoints
         unit.workdir.mkdir(parents=True, exist_ok=True)
         recipe.prepare(unit)
         for index, step in enumerate(component.setup):
