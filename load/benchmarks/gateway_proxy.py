@@ -1,6 +1,7 @@
 """What the gateway costs per request, against a trivial upstream, side by side.
 
     .venv/bin/python load/benchmarks/gateway_proxy.py [--duration 5] [--connections 64]
+    .venv/bin/python load/benchmarks/gateway_proxy.py --limits   # the rate limiter
 
 Starts, each as its own process on loopback: a trivial upstream, the
 gateway in front of it (uvicorn with uvloop and httptools, as the harness
@@ -11,6 +12,14 @@ and prints requests per second, p50 and p99, with ratios against the
 upstream served directly. With granian installed, the gateway is measured
 under granian too. Everything runs on one machine: the load generator takes
 CPU from the servers, so compare rows, not absolute numbers across machines.
+
+With ``--limits`` it prices rate limiting instead: a redis-server of its own
+and two gateways in front of the same upstream, one whose JWT route has no
+limits and one whose JWT route has two policies (high enough never to
+refuse, so every request is one decision in Redis), loaded in turn, twice.
+The ratio is RPS against the first row (limits off). Decisions that fell
+back to the process-local limiter (Redis slower than
+GATEWAY_REDIS_TIMEOUT_MS) are counted from the gateway's log.
 """
 
 from __future__ import annotations
@@ -49,6 +58,21 @@ routes = [
 """
 
 
+LIMITED_ROUTES = """
+policies = [
+    { name = "bench-burst", limit = 100000000, window_s = 1 },
+    { name = "bench-sustained", limit = 100000000, window_s = 60 },
+]
+[[versions.v1.routes]]
+path = "/users/me"
+methods = ["GET"]
+service = "users"
+role = "user"
+limits = ["bench-burst", "bench-sustained"]
+"""
+FALLBACK_LINE = "rate limits decided without Redis"
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -76,10 +100,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead: load the full chain of a running stack (python -m harness up "
         "--detach writes .harness/stack.json): gateway -> users GET /api/v1/users/me",
     )
+    parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="instead: the JWT route with rate limiting off and on, side by side",
+    )
+    parser.add_argument(
+        "--redis-timeout-ms",
+        type=float,
+        help="with --limits: GATEWAY_REDIS_TIMEOUT_MS of the limited gateway "
+        "(default: the gateway's own default)",
+    )
     args = parser.parse_args(argv)
     if args.stack_state:
         _report(_chain_cases(args.stack_state), args)
         return 0
+    if args.limits:
+        return _limits(args)
 
     with (
         tempfile.TemporaryDirectory(prefix="gateway-bench-") as folder,
@@ -141,6 +178,72 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only:
             cases = [case for case in cases if case.name in args.only]
         _report(cases, args)
+    return 0
+
+
+def _limits(args: argparse.Namespace) -> int:
+    """The JWT route through two gateways, without and with rate limits."""
+    from harness.backends.local.binaries import redis_server
+
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-bench-") as folder,
+        ExitStack() as stack,
+    ):
+        work = Path(folder)
+        token = _write_keys(work)
+        (work / "off.toml").write_text(ROUTES)
+        (work / "on.toml").write_text(LIMITED_ROUTES)
+        port = _free_port()
+        redis = subprocess.Popen(
+            [str(redis_server()), "--port", str(port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", folder],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        stack.callback(redis.wait, 10)
+        stack.callback(redis.terminate)
+        _await_up(port, redis, work / "none.log")
+        upstream = stack.enter_context(
+            _server(work, "upstream", "load.benchmarks.bare_apps:upstream", {})
+        )
+        env = {
+            "UPSTREAM_USERS": upstream,
+            "JWKS_URL": f"{upstream}/.well-known/jwks.json",
+            "JWT_ISSUER": ISSUER,
+            "JWT_AUDIENCE": AUDIENCE,
+            "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        }
+        if args.redis_timeout_ms:
+            env["GATEWAY_REDIS_TIMEOUT_MS"] = str(args.redis_timeout_ms)
+        urls = {
+            name: stack.enter_context(
+                _server(
+                    work,
+                    f"gateway-{name}",
+                    "services.gateway.main:app",
+                    {**env, "GATEWAY_ROUTES": str(work / f"{name}.toml")},
+                )
+            )
+            for name in ("off", "on")
+        }
+        bearer = (("Authorization", f"Bearer {token}"),)
+        cases = [
+            Case(f"JWT route, limits {name}", f"{urls[name]}/api/v1/users/me", bearer)
+            for _ in range(2)
+            for name in ("off", "on")
+        ]
+        _report(cases, args)
+        log = (work / "gateway-on.log").read_text(errors="replace")
+        fallbacks = sum(
+            int(found.group(1))
+            for found in re.finditer(FALLBACK_LINE + r": (\d+) in the last", log)
+        )
+        openings = len(re.findall(r"-> open", log))
+        if os.environ.get("BENCH_KEEP_LOG"):
+            Path(os.environ["BENCH_KEEP_LOG"]).write_text(log)
+        print(
+            f"limited gateway: {fallbacks} decisions made without Redis; "
+            f"the circuit breaker opened {openings} time(s)"
+        )
     return 0
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class GatewayError(Exception):
     """Base of every gateway error."""
@@ -15,8 +18,9 @@ class RequestRejected(GatewayError):
     """A request the gateway answers itself, with a problem document.
 
     ``str(error)`` becomes the problem's ``detail``; ``headers`` are added to
-    the response; ``upstream`` (the replica URL involved, if any) is logged,
-    never shown to the client.
+    the response; ``extra`` members are added to the problem document;
+    ``upstream`` (the replica URL involved, if any) is logged, never shown
+    to the client.
     """
 
     status = 500
@@ -27,10 +31,12 @@ class RequestRejected(GatewayError):
         *,
         headers: tuple[tuple[str, str], ...] = (),
         upstream: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.headers = headers
         self.upstream = upstream
+        self.extra = dict(extra or {})
 
 
 class BadRequest(RequestRejected):
@@ -53,8 +59,16 @@ class MethodNotAllowed(RequestRejected):
     status = 405
 
 
+class RequestTimeout(RequestRejected):
+    status = 408
+
+
 class BodyTooLarge(RequestRejected):
     status = 413
+
+
+class TooManyRequests(RequestRejected):
+    status = 429
 
 
 class BadGateway(RequestRejected):

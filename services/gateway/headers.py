@@ -57,6 +57,8 @@ class RequestHeaders:
     authorization: str | None = None
     request_id: str | None = None
     host: str | None = None
+    content_length: bytes | None = None
+    forwarded_for: list[bytes] = field(default_factory=list)
 
 
 def split_request_headers(raw: RawHeaders) -> RequestHeaders:
@@ -71,6 +73,10 @@ def split_request_headers(raw: RawHeaders) -> RequestHeaders:
             headers.request_id = raw_value.decode("latin-1")
         elif name == b"host":
             headers.host = raw_value.decode("latin-1")
+        elif name == b"content-length":
+            headers.content_length = raw_value
+        elif name == b"x-forwarded-for":
+            headers.forwarded_for.append(raw_value)
         elif name == b"connection":
             dropped.update(token.strip().lower() for token in raw_value.split(b","))
         if (

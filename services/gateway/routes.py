@@ -30,6 +30,12 @@ one segment. When several patterns match, the most specific wins: at the
 first segment where they differ, a literal beats a parameter. Only that
 pattern's methods count: a method it lacks is a 405 even if a less specific
 pattern would take it.
+
+Rate-limit policies are declared at the top (``policies = [...]``) and named
+by a route's or version's ``limits``; ``limits_fail`` says what a route does
+when Redis cannot decide (see ``policies.py``). ``max_body_bytes`` caps a
+route's (or a version's routes') request bodies; without it the gateway's
+GATEWAY_MAX_BODY_BYTES applies.
 """
 
 from __future__ import annotations
@@ -45,6 +51,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from services.gateway.errors import ConfigError, MethodNotAllowed, NotFound
+from services.gateway.policies import (
+    NO_LIMITS,
+    Policy,
+    RouteLimits,
+    parse_policies,
+    route_limits,
+)
 
 ROLES = ("public", "user", "admin")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -53,6 +66,8 @@ _SERVICE = re.compile(r"^[a-z][a-z0-9-]*$")
 _VERSION = re.compile(r"^v[0-9]+$")
 _ROUTE_KEYS = frozenset({"path", "methods", "service", "role"})
 _DEPRECATION_KEYS = frozenset({"deprecated", "sunset", "successor"})
+_LIMIT_KEYS = frozenset({"limits", "limits_fail", "max_body_bytes"})
+_VERSION_KEYS = frozenset({"prefix", "routes"}) | _LIMIT_KEYS
 _UNSAFE_SEGMENTS = frozenset({"", ".", ".."})
 
 
@@ -68,6 +83,9 @@ class Route:
     params: tuple[str, ...] = ()
     # Added to every answer on this route, e.g. Deprecation and Sunset.
     response_headers: tuple[tuple[bytes, bytes], ...] = ()
+    limits: RouteLimits = NO_LIMITS
+    # None: the gateway's default (GATEWAY_MAX_BODY_BYTES).
+    max_body_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +186,9 @@ def _is_safe_param(segment: str) -> bool:
     )
 
 
-def load_routes(path: Path) -> RouteTable:
+def load_routes(
+    path: Path, policy_overrides: Mapping[str, tuple[int, int]] | None = None
+) -> RouteTable:
     """Read and validate a route table file."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -176,18 +196,35 @@ def load_routes(path: Path) -> RouteTable:
         raise ConfigError(f"route table {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"route table {path} is not valid TOML: {exc}") from exc
-    return parse_routes(raw, source=str(path))
+    return parse_routes(raw, source=str(path), policy_overrides=policy_overrides)
 
 
-def parse_routes(raw: Mapping[str, Any], *, source: str = "routes") -> RouteTable:
+@dataclass(frozen=True)
+class _Defaults:
+    """What a route inherits from where it is declared."""
+
+    policies: Mapping[str, Policy]
+    limits: RouteLimits = NO_LIMITS
+    max_body_bytes: int | None = None
+
+
+def parse_routes(
+    raw: Mapping[str, Any],
+    *,
+    source: str = "routes",
+    policy_overrides: Mapping[str, tuple[int, int]] | None = None,
+) -> RouteTable:
     """Build a route table from already parsed TOML tables."""
-    unknown = sorted(set(raw) - {"routes", "versions"})
+    unknown = sorted(set(raw) - {"policies", "routes", "versions"})
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key(s) {', '.join(unknown)}; use routes and versions"
+            f"{source}: unknown key(s) {', '.join(unknown)}; "
+            "use policies, routes and versions"
         )
+    policies = parse_policies(raw.get("policies"), source, policy_overrides)
+    top = _Defaults(policies)
     routes = [
-        _parse_route(entry, f"{source}: routes[{index}]", prefix="", version=None)
+        _parse_route(entry, f"{source}: routes[{index}]", "", None, top)
         for index, entry in enumerate(_list(raw, "routes", source))
     ]
     versions = raw.get("versions", {})
@@ -199,14 +236,38 @@ def parse_routes(raw: Mapping[str, Any], *, source: str = "routes") -> RouteTabl
             raise ConfigError(
                 f"{where} must be a table named v1, v2, ...; got {name!r} = {table!r}"
             )
+        extra = sorted(set(table) - _VERSION_KEYS)
+        if extra:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(extra)}; a version has "
+                f"{', '.join(sorted(_VERSION_KEYS))}"
+            )
         prefix = table.get("prefix", f"/api/{name}")
         if not isinstance(prefix, str) or not prefix.startswith("/"):
             raise ConfigError(f"{where}.prefix must be a path like '/api/{name}'")
+        defaults = _Defaults(
+            policies,
+            route_limits(table, NO_LIMITS, policies, where=where, role=None),
+            _body_limit(table, None, where),
+        )
         routes.extend(
-            _parse_route(entry, f"{where}.routes[{index}]", prefix, version=name)
+            _parse_route(entry, f"{where}.routes[{index}]", prefix, name, defaults)
             for index, entry in enumerate(_list(table, "routes", where))
         )
     return RouteTable(routes)
+
+
+def _body_limit(
+    table: Mapping[str, Any], default: int | None, where: str
+) -> int | None:
+    value = table.get("max_body_bytes", default)
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or value < 0
+    ):
+        raise ConfigError(
+            f"{where}.max_body_bytes is {value!r}; use a whole number of bytes"
+        )
+    return value
 
 
 def _list(table: Mapping[str, Any], key: str, where: str) -> list[Any]:
@@ -216,16 +277,18 @@ def _list(table: Mapping[str, Any], key: str, where: str) -> list[Any]:
     return value
 
 
-def _parse_route(entry: Any, where: str, prefix: str, version: str | None) -> Route:
+def _parse_route(
+    entry: Any, where: str, prefix: str, version: str | None, defaults: _Defaults
+) -> Route:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where} must be a table, not {entry!r}")
-    unknown = sorted(set(entry) - _ROUTE_KEYS - _DEPRECATION_KEYS)
+    unknown = sorted(set(entry) - _ROUTE_KEYS - _DEPRECATION_KEYS - _LIMIT_KEYS)
     missing = sorted(_ROUTE_KEYS - set(entry))
     if unknown or missing:
         raise ConfigError(
             f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; "
             f"a route has {', '.join(sorted(_ROUTE_KEYS))}, and may have "
-            f"{', '.join(sorted(_DEPRECATION_KEYS))}"
+            f"{', '.join(sorted(_DEPRECATION_KEYS | _LIMIT_KEYS))}"
         )
     path = entry["path"]
     if not isinstance(path, str) or not path.startswith("/"):
@@ -253,6 +316,8 @@ def _parse_route(entry: Any, where: str, prefix: str, version: str | None) -> Ro
         version,
         params,
         _deprecation_headers(entry, where),
+        route_limits(entry, defaults.limits, defaults.policies, where=where, role=role),
+        _body_limit(entry, defaults.max_body_bytes, where),
     )
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from harness.backends.local.binaries import redis_server
 from services.gateway.app import Gateway
 from services.gateway.routes import parse_routes
 from services.gateway.settings import Settings
@@ -59,15 +62,136 @@ TEST_ROUTES: dict[str, Any] = {
 }  # fmt: skip
 
 
+# Low limits on routes of their own, for the rate-limit tests.
+LIMITED_ROUTES: dict[str, Any] = {
+    "policies": [
+        {"name": "burst", "limit": 3, "window_s": 1},
+        {"name": "sustained", "limit": 5, "window_s": 60},
+        {"name": "by-ip", "limit": 4, "window_s": 60, "key": "ip"},
+        {"name": "fail-ip", "limit": 3, "window_s": 60, "key": "ip",
+         "counts": "failures"},
+        {"name": "fail-account", "limit": 2, "window_s": 60, "key": "body.email",
+         "counts": "failures"},
+    ],
+    "routes": [
+        {"path": "/.well-known/jwks.json", "methods": ["GET"], "service": "users",
+         "role": "public"},
+    ],
+    "versions": {
+        "v1": {
+            "limits": ["burst", "sustained"],
+            "routes": [
+                {"path": "/users/me", "methods": ["GET", "POST"], "service": "users",
+                 "role": "user"},
+                {"path": "/open", "methods": ["GET", "POST"], "service": "users",
+                 "role": "public", "limits": ["by-ip"], "max_body_bytes": 16},
+                {"path": "/closed", "methods": ["GET"], "service": "users",
+                 "role": "public", "limits": ["by-ip"], "limits_fail": "closed"},
+                {"path": "/auth/login", "methods": ["POST"], "service": "users",
+                 "role": "public", "limits": ["fail-ip", "fail-account"]},
+                {"path": "/free", "methods": ["GET", "POST"], "service": "users",
+                 "role": "public", "limits": []},
+                {"path": "/hang", "methods": ["GET"], "service": "users",
+                 "role": "public", "limits": []},
+            ],
+        }
+    },
+}  # fmt: skip
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of a test's own, on a fixed port so it can come back."""
+
+    workdir: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        if not self.port:
+            self.port = free_port()
+        argv = [str(redis_server()), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+                "--protected-mode", "no"]  # fmt: skip
+        log = (self.workdir / "redis.log").open("ab")
+        self.process = subprocess.Popen(argv, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(
+            f"redis-server did not answer PING on port {self.port} within "
+            f"{START_TIMEOUT_S}s (exit code {self.process.poll()})"
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(START_TIMEOUT_S)
+        self.process = None
+
+    def pause(self) -> None:
+        """Stop the process without closing its sockets: it answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (stop it, pause it, start it again)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @contextmanager
-def serving(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
-    """Serve ``app`` on a free loopback port in a thread; yields its base URL."""
+def serving(
+    app: Any, *, lifespan: Literal["on", "off"] = "off", **options: Any
+) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a thread; yields its base URL.
+
+    ``options`` go to ``uvicorn.Config`` (e.g. ``http=`` a protocol class).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    # As the harness runs it: uvicorn must not rewrite the client address from
+    # X-Forwarded-For (its default for 127.0.0.1); the gateway decides that.
     config = uvicorn.Config(
-        app, lifespan=lifespan, log_level="warning", access_log=False, loop="asyncio"
+        app,
+        lifespan=lifespan,
+        log_level="warning",
+        access_log=False,
+        loop="asyncio",
+        proxy_headers=False,
+        **options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
@@ -157,6 +281,11 @@ class EchoApp:
             status, answer = self.jwks_status, json.dumps(self.jwks).encode()
         elif path.endswith("/hang"):
             await asyncio.sleep(60)
+        elif path.endswith("/auth/login"):
+            # The users service's answer, reduced: the password decides.
+            password = json.loads(body or b"{}").get("password")
+            status = 200 if password == "right" else 401
+            self.received.append({"path": path, "body": body.decode()})
         else:
             seen = {
                 "server": self.name,
@@ -258,10 +387,12 @@ def gateway(
 ) -> GatewayFactory:
     """Start a gateway in front of the ``users`` echo app; returns a client of it.
 
-    Keyword arguments override Settings fields (``upstreams`` included).
+    Keyword arguments override Settings fields (``upstreams`` included);
+    ``routes`` replaces TEST_ROUTES. ``gateway.apps`` lists the started apps.
     """
+    started: list[Gateway] = []
 
-    def start(**overrides: Any) -> httpx.Client:
+    def start(routes: dict[str, Any] | None = None, **overrides: Any) -> httpx.Client:
         url = users[1]
         fields: dict[str, Any] = {
             "routes_path": tmp_path / "unused.toml",
@@ -273,8 +404,12 @@ def gateway(
             "upstream_timeout_s": 5.0,
         }
         fields.update(overrides)
-        app = Gateway(Settings(**fields), routes=parse_routes(TEST_ROUTES))
+        app = Gateway(Settings(**fields), routes=parse_routes(routes or TEST_ROUTES))
         base = servers.enter_context(serving(app, lifespan="on"))
-        return servers.enter_context(httpx.Client(base_url=base, timeout=10.0))
+        client = servers.enter_context(httpx.Client(base_url=base, timeout=10.0))
+        started.append(app)
+        return client
+
+    start.apps = started  # type: ignore[attr-defined]
 
     return start

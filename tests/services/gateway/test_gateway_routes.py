@@ -150,7 +150,8 @@ def test_parse_routes_unversioned_and_custom_prefix() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"route": []}, "routes: unknown key(s) route; use routes and versions"),
+        ({"route": []},
+         "routes: unknown key(s) route; use policies, routes and versions"),
         ({"routes": {}}, "routes: routes must be a list of tables, not {}"),
         ({"versions": []}, "routes: versions must be a table, not []"),
         ({"versions": {"one": {}}},
@@ -161,7 +162,7 @@ def test_parse_routes_unversioned_and_custom_prefix() -> None:
         ({"routes": [{"path": "/a", "methods": ["GET"], "service": "s"}]},
          "routes: routes[0]: unknown key(s) [], missing key(s) ['role']; "
          "a route has methods, path, role, service, and may have deprecated, "
-         "successor, sunset"),
+         "limits, limits_fail, max_body_bytes, successor, sunset"),
         ({"routes": [{**route("/a", "GET"), "sunset": dt.date(2027, 1, 1)}]},
          "routes: routes[0]: a deprecated route needs all of deprecated, sunset and "
          "successor; missing deprecated, successor"),

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from services.gateway.errors import ConfigError
-from services.gateway.settings import DEFAULT_ROUTES, Settings, upstream_variable
+from services.gateway.settings import (
+    DEFAULT_ROUTES,
+    Settings,
+    header_timeout_s,
+    upstream_variable,
+)
 from services.gateway.upstreams import Upstream, build_upstreams
 
 ENV = {
@@ -58,6 +63,18 @@ def test_settings_from_env_reads_routes_and_timeout() -> None:
          "GATEWAY_UPSTREAM_TIMEOUT_S is 'soon'; give a positive number of seconds"),
         ({"GATEWAY_UPSTREAM_TIMEOUT_S": "0"},
          "GATEWAY_UPSTREAM_TIMEOUT_S is '0'; give a positive number of seconds"),
+        ({"GATEWAY_REDIS_TIMEOUT_MS": "-1"},
+         "GATEWAY_REDIS_TIMEOUT_MS is '-1'; give a positive number of milliseconds"),
+        ({"GATEWAY_MAX_IN_FLIGHT": "lots"},
+         "GATEWAY_MAX_IN_FLIGHT is 'lots'; give a positive whole number"),
+        ({"GATEWAY_PROCESSES": "0"},
+         "GATEWAY_PROCESSES is '0'; give a positive whole number"),
+        ({"GATEWAY_TRUSTED_PROXIES": "proxy.local"},
+         "GATEWAY_TRUSTED_PROXIES has 'proxy.local', which is not an address or "
+         "CIDR like 10.0.0.0/8 or fd00::/8"),
+        ({"GATEWAY_POLICIES": "burst"},
+         "GATEWAY_POLICIES has 'burst'; write name=limit/window_s with positive "
+         "whole numbers, e.g. user-burst=50/1"),
     ],
 )  # fmt: skip
 def test_settings_from_env_names_the_bad_variable(
@@ -67,6 +84,43 @@ def test_settings_from_env_names_the_bad_variable(
         Settings.from_env({**ENV, **env})
 
     assert str(caught.value) == message
+
+
+def test_settings_from_env_reads_limits_and_protections() -> None:
+    settings = Settings.from_env(
+        {
+            **ENV,
+            "GATEWAY_POLICIES": "user-burst=50/1",
+            "GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
+            "GATEWAY_REDIS_TIMEOUT_MS": "2.5",
+            "GATEWAY_BREAKER_FAILURES": "7",
+            "GATEWAY_BREAKER_COOLDOWN_S": "0.5",
+            "GATEWAY_PROCESSES": "4",
+            "GATEWAY_LIMIT_KEY_SECRET": "pepper",
+            "GATEWAY_MAX_IN_FLIGHT": "64",
+            "GATEWAY_MAX_BODY_BYTES": "2048",
+            "GATEWAY_BODY_TIMEOUT_S": "3",
+        }
+    )
+
+    assert settings.policy_overrides == {"user-burst": (50, 1)}
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
+    assert settings.redis_timeout_s == 0.0025
+    assert (settings.breaker_failures, settings.breaker_cooldown_s) == (7, 0.5)
+    assert settings.processes == 4
+    assert settings.limit_key_secret == b"pepper"
+    assert (settings.max_in_flight, settings.max_body_bytes) == (64, 2048)
+    assert settings.body_timeout_s == 3.0
+
+
+def test_settings_defaults_of_limits_and_protections() -> None:
+    settings = Settings.from_env(ENV)
+
+    assert settings.redis_timeout_s == 0.005
+    assert settings.trusted_proxies == ()
+    assert settings.max_body_bytes == 1024 * 1024
+    assert header_timeout_s({}) == 10.0
+    assert header_timeout_s({"GATEWAY_HEADER_TIMEOUT_S": "2"}) == 2.0
 
 
 def test_build_upstreams_requires_every_routed_service() -> None:
