@@ -137,8 +137,8 @@ async def page(
             rows = await conn.fetch(_PAGE, limit, offset)
             total = await conn.fetchval(_COUNT)
         else:
-            rows = await conn.fetch(_PAGE_MATCHING, limit, offset, query.tsquery)
-            total = await conn.fetchval(_COUNT_MATCHING, query.tsquery)
+            rows = await conn.fetch(_PAGE_MATCHING, limit, offset, query.text)
+            total = await conn.fetchval(_COUNT_MATCHING, query.text)
     return [Summary.from_row(row) for row in rows], int(total)
 
 
@@ -158,7 +158,7 @@ async def after(
     if query is None:
         rows = await db.fetch(_AFTER, *args)
     else:
-        rows = await db.fetch(_AFTER_MATCHING, *args, query.tsquery)
+        rows = await db.fetch(_AFTER_MATCHING, *args, query.text)
     summaries = [Summary.from_row(row) for row in rows]
     return summaries[:limit], len(summaries) > limit
 
@@ -184,12 +184,12 @@ _PAGE = """
 """
 _PAGE_MATCHING = """
     SELECT id, title, description, lesson_count, created_at FROM learning.courses
-    WHERE search @@ to_tsquery('simple', $3)
+    WHERE search @@ learning.search_query($3)
     ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2
 """
 _COUNT = "SELECT count(*) FROM learning.courses"
 _COUNT_MATCHING = """
-    SELECT count(*) FROM learning.courses WHERE search @@ to_tsquery('simple', $1)
+    SELECT count(*) FROM learning.courses WHERE search @@ learning.search_query($1)
 """
 _AFTER = """
     SELECT id, title, description, lesson_count, created_at FROM learning.courses
@@ -198,6 +198,6 @@ _AFTER = """
 """
 _AFTER_MATCHING = """
     SELECT id, title, description, lesson_count, created_at FROM learning.courses
-    WHERE (created_at, id) < ($1, $2) AND search @@ to_tsquery('simple', $4)
+    WHERE (created_at, id) < ($1, $2) AND search @@ learning.search_query($4)
     ORDER BY created_at DESC, id DESC LIMIT $3
 """

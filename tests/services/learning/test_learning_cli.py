@@ -111,7 +111,7 @@ def test_text_search_can_use_the_gin_index(test_database: str):
                 await connection.execute("SET LOCAL enable_seqscan = off")
                 rows = await connection.fetch(
                     "EXPLAIN SELECT id FROM learning.courses "
-                    "WHERE search @@ to_tsquery('simple', 'pyth:*')"
+                    "WHERE search @@ learning.search_query('pyth')"
                 )
         finally:
             await connection.close()

@@ -167,6 +167,26 @@ async def test_v1_q_with_tsquery_syntax_is_taken_as_words(
 
 
 @pytest.mark.parametrize(
+    ("title", "q"),
+    [
+        ("Safety first (gw0-2)", "Safety first (gw0-2)"),  # "-2" is a word to Postgres
+        ("Release notes v1.2", "notes v1.2"),
+        ("Well-known patterns", "well-kno"),  # a compound's last part, half typed
+        ("Main-12 review", "main-12"),
+    ],
+)
+async def test_v1_q_splits_words_as_the_course_text_was_split(
+    client: httpx.AsyncClient, make_course: MakeCourse, title: str, q: str
+):
+    tag = f"tag{uuid.uuid4().hex[:10]}"
+    course = await make_course(title=f"{tag} {title}")
+
+    response = await v1(client, q=f"{tag} {q}")
+
+    assert ids(response) == [course["id"]]
+
+
+@pytest.mark.parametrize(
     ("params", "field", "message"),
     [
         ({"limit": 0}, "limit", "Input should be greater than or equal to 1"),
