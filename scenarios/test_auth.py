@@ -9,9 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import allure
 import httpx
 
 from harness.endpoints import Endpoints
+
+pytestmark = [allure.epic("Service contracts"), allure.feature("Accounts and sign-in")]
 
 PASSWORD = "correct-horse-42"
 

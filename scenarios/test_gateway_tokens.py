@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import allure
 import httpx
 import jwt
 import pytest
@@ -28,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.endpoints import Endpoints
 from harness.state import StackState
+
+pytestmark = [allure.epic("Service contracts"), allure.feature("Gateway: token checks")]
 
 ME = "/api/v1/users/me"
 PASSWORD = "correct horse 42 battery"

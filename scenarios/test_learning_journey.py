@@ -11,9 +11,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import allure
 import httpx
 
 from harness.endpoints import Endpoints
+
+pytestmark = [allure.epic("Service contracts"), allure.feature("Learning")]
 
 PASSWORD = "correct-horse-42"
 

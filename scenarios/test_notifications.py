@@ -11,11 +11,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import allure
 import httpx
 
 from harness.endpoints import Endpoints
 from harness.eventually import eventually
 from harness.mailbox import Mailbox
+
+pytestmark = [allure.epic("Service contracts"), allure.feature("Notifications")]
 
 PASSWORD = "correct-horse-42"
 TIMEOUT_S = 30.0

@@ -11,10 +11,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import allure
 import httpx
 
 from harness.endpoints import Endpoints
 from harness.eventually import eventually
+
+pytestmark = [allure.epic("Service contracts"), allure.feature("Onboarding")]
 
 PASSWORD = "correct-horse-42"
 EVENTS_TIMEOUT_S = 30.0

@@ -12,10 +12,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import allure
 import httpx
 
 from harness.endpoints import Endpoints
 from harness.eventually import eventually
+
+pytestmark = [allure.epic("Service contracts"), allure.feature("Programs")]
 
 PASSWORD = "correct-horse-42"
 EVENTS_TIMEOUT_S = 30.0
