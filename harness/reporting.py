@@ -10,7 +10,8 @@ from __future__ import annotations
 import random
 import shlex
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,23 @@ if TYPE_CHECKING:
 SEED_KEY = "harness_seed"
 RECORDER = pytest.StashKey["Recorder"]()
 OPTIONS_TO_REPEAT = ("stack", "stack_state")
+SPENT_KEY = "harness_spent"
+# Seconds spent in named parts of this process's run (``timed``).
+_spent: dict[str, float] = {}
+
+
+@contextmanager
+def timed(part: str) -> Iterator[None]:
+    """Count the time of the block towards ``part`` in the run's closing line.
+
+    Fixtures that create test data wrap it in ``timed("seeding")``; under
+    xdist, every worker's time is summed.
+    """
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        _spent[part] = _spent.get(part, 0.0) + time.monotonic() - started
 
 
 def add_options(group: Any) -> None:
@@ -49,6 +67,7 @@ class Reporting:
             self.seed = given if given is not None else random.randrange(2**31)  # noqa: S311 - test data, not secrets
         self.loop_started: float | None = None
         self.loop_s = 0.0
+        self.spent: dict[str, float] = {}
 
     def pytest_report_header(self) -> str:
         return f"harness: seed {self.seed} (repeat with --seed {self.seed})"
@@ -56,6 +75,20 @@ class Reporting:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[SEED_KEY] = self.seed
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        for part, seconds in output.get(SPENT_KEY, {}).items():
+            self.spent[part] = self.spent.get(part, 0.0) + seconds
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[SPENT_KEY] = dict(_spent)
+        else:
+            for part, seconds in _spent.items():
+                self.spent[part] = self.spent.get(part, 0.0) + seconds
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtestloop(
@@ -82,6 +115,15 @@ class Reporting:
             return
         stack_s = _stack_start_s(self.config)
         parts = [f"stack start-up {stack_s:.1f}s"] if stack_s is not None else []
+        workers = (
+            "summed over workers, "
+            if self.config.pluginmanager.has_plugin("dsession")
+            else ""
+        )
+        parts += [
+            f"{part} {seconds:.1f}s ({workers}part of the tests' time)"
+            for part, seconds in sorted(self.spent.items())
+        ]
         parts.append(f"tests {self.loop_s:.1f}s")
         terminalreporter.write_line("harness: " + ", ".join(parts))
         failed = [

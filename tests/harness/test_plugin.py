@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -428,3 +429,30 @@ def test_seed_is_shared_by_workers(pytester: pytest.Pytester) -> None:
     seeds = {p.read_text() for p in (pytester.path / "records").glob("*.txt")}
     assert len(seeds) == 1
     assert f"harness: seed {seeds.pop()}" in result.stdout.str()
+
+
+def test_time_spent_seeding_is_summed_over_workers(pytester: pytest.Pytester) -> None:
+    make_project(pytester, SMALL_TOPOLOGY)
+    pytester.makepyfile(
+        test_seeding="""
+        import time, pytest
+        from harness.reporting import timed
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_seeded(n):
+            with timed("seeding"):
+                time.sleep(0.2)
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=4)
+    closing = re.search(
+        r"^harness: stack start-up [\d.]+s, seeding ([\d.]+)s \(summed over "
+        r"workers, part of the tests' time\), tests [\d.]+s$",
+        result.stdout.str(),
+        re.MULTILINE,
+    )
+    assert closing, result.stdout.str()
+    assert float(closing.group(1)) >= 0.8  # four blocks of 0.2 s, two per worker
