@@ -41,11 +41,22 @@ e2e: venv
 	$(PY) -m pytest -n $(WORKERS) scenarios \
 		--junitxml=$(REPORTS)/junit-e2e.xml --alluredir=$(REPORTS)/allure-results
 
-# Allure's command line comes from the npm registry and runs on Java 8+.
-report:
+# Allure's command line comes from the npm registry and runs on Java 8+. The
+# built report is then opened in headless Chromium, which must show the run's
+# totals; its screenshot lands in $(REPORTS)/allure-report.png. Chromium is
+# installed from Debian's packages when missing and this is root on Debian.
+report: venv
 	@command -v java >/dev/null || { echo "make report needs Java: apt-get install -y default-jre-headless"; exit 1; }
 	@command -v npx >/dev/null || { echo "make report needs Node.js and npm (npx)"; exit 1; }
+	@test -d $(REPORTS)/allure-results || { echo "no $(REPORTS)/allure-results yet: run make e2e first"; exit 1; }
 	npx --yes allure-commandline@2 generate $(REPORTS)/allure-results -o $(REPORTS)/allure-report --clean
+	@command -v chromium >/dev/null || [ -n "$${CHROMIUM:-}" ] || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		  echo "installing Chromium (apt-get install -y chromium)" && \
+		  { apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		    { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } || \
+		{ echo "make report needs Chromium: apt-get install -y chromium, or set CHROMIUM"; exit 1; }
+	$(PY) -m harness.report_view $(REPORTS)/allure-report
 	@echo "open $(REPORTS)/allure-report/index.html (allure open $(REPORTS)/allure-report serves it)"
 
 lint: venv
