@@ -7,6 +7,7 @@ in JUnit XML) and, when allure-pytest is installed, into allure attachments.
 
 from __future__ import annotations
 
+import platform
 import random
 import shlex
 import time
@@ -89,6 +90,26 @@ class Reporting:
         else:
             for part, seconds in _spent.items():
                 self.spent[part] = self.spent.get(part, 0.0) + seconds
+            self._describe_environment()
+
+    def _describe_environment(self) -> None:
+        """What allure's overview shows under Environment: how to repeat the run."""
+        folder = self.config.getoption("allure_report_dir", None)
+        if not folder:
+            return
+        state = _session_state(self.config)
+        facts = {
+            "seed": str(self.seed),
+            "stack": str(getattr(state, "name", "none")),
+            "stack.backend": str(getattr(state, "backend", "none")),
+            "python": platform.python_version(),
+        }
+        stack_s = _stack_start_s(self.config)
+        if stack_s is not None:
+            facts["stack.start-up"] = f"{stack_s:.1f}s"
+        lines = [f"{key}={value}" for key, value in facts.items()]
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "environment.properties").write_text("\n".join(lines) + "\n")
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtestloop(

@@ -67,6 +67,8 @@ def test_failing_scenario_attaches_exchanges_and_logs_and_prints_the_rerun(
     )
     [result] = [json.loads(path.read_text()) for path in results.glob("*-result.json")]
     assert result["status"] == "failed"
+    environment = (results / "environment.properties").read_text().splitlines()
+    assert {"seed=4242", "stack=campus"} <= set(environment), environment
     labels = {(label["name"], label["value"]) for label in result["labels"]}
     assert ("feature", "Failure reports") in labels
     steps = [(step["name"], step["status"]) for step in result["steps"]]
