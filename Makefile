@@ -50,7 +50,8 @@ report: venv
 	@command -v npx >/dev/null || { echo "make report needs Node.js and npm (npx)"; exit 1; }
 	@test -d $(REPORTS)/allure-results || { echo "no $(REPORTS)/allure-results yet: run make e2e first"; exit 1; }
 	npx --yes allure-commandline@2 generate $(REPORTS)/allure-results -o $(REPORTS)/allure-report --clean
-	@command -v chromium >/dev/null || [ -n "$${CHROMIUM:-}" ] || \
+	@command -v chromium || command -v chromium-browser || command -v google-chrome || \
+		[ -n "$${CHROMIUM:-}" ] || \
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		  echo "installing Chromium (apt-get install -y chromium)" && \
 		  { apt-get install -y -qq chromium >/dev/null 2>&1 || \
