@@ -15,9 +15,9 @@ from services.common.database import create_pool
 from services.common.events import EventWorkers
 from services.common.internal import InternalClient
 from services.common.request_log import RequestLogMiddleware
+from services.learning import SCHEMA
 from services.learning.assignments import HANDLERS
 from services.learning.errors import Conflict, Invalid, NotFound, Unavailable
-from services.learning.migrate import SCHEMA
 from services.learning.routes import (
     certificates,
     courses,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.common.events import record
-from services.learning.migrate import SCHEMA
+from services.learning import SCHEMA
 
 ENROLLMENT_CREATED = "enrollment.created"
 ENROLLMENT_PROGRESSED = "enrollment.progressed"

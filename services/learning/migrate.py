@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from services.common.migrations import Migrations
+from services.learning import SCHEMA
 
-SCHEMA = "learning"
 MIGRATIONS = Migrations("learning", SCHEMA, Path(__file__).with_name("migrations"))
 upgrade = MIGRATIONS.upgrade
 downgrade = MIGRATIONS.downgrade

@@ -27,3 +27,7 @@ attempt vanished before recording its outcome: the email is then not sent
 again (at most once). Every transition but ``sending`` adds a history entry
 ``{at, status, attempt, detail}``.
 """
+
+# The Postgres schema this service owns. Here rather than in ``migrate`` so
+# that the running service does not import Alembic and SQLAlchemy.
+SCHEMA = "notifications"

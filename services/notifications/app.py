@@ -16,9 +16,9 @@ from services.common.database import create_pool
 from services.common.events import EventWorkers
 from services.common.internal import InternalClient
 from services.common.request_log import RequestLogMiddleware
+from services.notifications import SCHEMA
 from services.notifications.delivery import RetryPolicy
 from services.notifications.mailer import Mailer
-from services.notifications.migrate import SCHEMA
 from services.notifications.people import Directory
 from services.notifications.routes import health, notifications
 from services.notifications.runtime import Runtime

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from services.common.migrations import Migrations
+from services.notifications import SCHEMA
 
-SCHEMA = "notifications"
 MIGRATIONS = Migrations("notifications", SCHEMA, Path(__file__).with_name("migrations"))
 upgrade = MIGRATIONS.upgrade
 downgrade = MIGRATIONS.downgrade

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.common import events
-from services.notifications.migrate import SCHEMA
+from services.notifications import SCHEMA
 from services.notifications.templates import Person, Rendered
 
 QUEUED_EVENT = "notification.queued"

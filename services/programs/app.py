@@ -20,10 +20,9 @@ from services.common.database import create_pool
 from services.common.events import EventWorkers, Handler
 from services.common.internal import InternalClient
 from services.common.request_log import RequestLogMiddleware, request_context
-from services.programs import onboarding, progress
+from services.programs import SCHEMA, onboarding, progress
 from services.programs.directory import Directory
 from services.programs.errors import DependencyDown
-from services.programs.migrate import SCHEMA
 from services.programs.routes import health, programs
 from services.programs.routes import progress as progress_routes
 from services.programs.runtime import Runtime

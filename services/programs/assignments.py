@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.common import events
-from services.programs import catalog
+from services.programs import SCHEMA, catalog
 from services.programs.catalog import Program
-from services.programs.migrate import SCHEMA
 
 logger = logging.getLogger(__name__)
 

@@ -5,3 +5,7 @@ newest key in ``USERS_KEYS_DIR`` and publishes every key at
 ``/.well-known/jwks.json`` for the gateway. Requests arrive through the
 gateway, which verifies tokens and passes ``X-User-Id`` and ``X-User-Roles``.
 """
+
+# The Postgres schema this service owns. Here rather than in ``migrate`` so
+# that the running service does not import Alembic and SQLAlchemy.
+SCHEMA = "users"

@@ -14,8 +14,8 @@ from services.common.api import install_handlers
 from services.common.database import create_pool
 from services.common.events import EventWorkers
 from services.common.request_log import RequestLogMiddleware
+from services.users import SCHEMA
 from services.users.keys import KeyRing
-from services.users.migrate import SCHEMA
 from services.users.passwords import Passwords
 from services.users.routes import auth, health, users
 from services.users.runtime import Runtime

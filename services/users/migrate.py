@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from services.common.migrations import Migrations
+from services.users import SCHEMA
 
-SCHEMA = "users"
 MIGRATIONS = Migrations("users", SCHEMA, Path(__file__).with_name("migrations"))
 upgrade = MIGRATIONS.upgrade
 downgrade = MIGRATIONS.downgrade

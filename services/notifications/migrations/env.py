@@ -1,6 +1,6 @@
 """Alembic's entry into the notifications schema (see services.common.migrations)."""
 
 from services.common.migrations import run_online
-from services.notifications.migrate import SCHEMA
+from services.notifications import SCHEMA
 
 run_online(SCHEMA, lock_id=0x6E6F7469667931)  # "notify1"

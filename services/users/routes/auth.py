@@ -11,8 +11,7 @@ from services.common import events
 from services.common.api import Problem, invalid
 from services.common.identity import CurrentUser
 from services.common.request_log import request_context
-from services.users import accounts, sessions
-from services.users.migrate import SCHEMA
+from services.users import SCHEMA, accounts, sessions
 from services.users.runtime import Runtime, Services
 from services.users.schemas import (
     Credentials,
