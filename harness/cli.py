@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import re
-import shutil
 import signal
 import sys
 import threading
@@ -15,11 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from harness.backends import stop_from_state
 from harness.config import HarnessConfig, find_config
 from harness.errors import HarnessError, StateError
 from harness.stack import ComponentReady, Stack, address_of
-from harness.state import StackState
+from harness.state import StackState, claim
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +89,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _up(args: argparse.Namespace, config: HarnessConfig, state_file: Path) -> int:
-    _refuse_if_running(state_file)
+    with claim(state_file):
+        return _run_stack(args, config, state_file)
+
+
+def _run_stack(
+    args: argparse.Namespace, config: HarnessConfig, state_file: Path
+) -> int:
     topology = config.topology()
     if args.only:
         topology = topology.only(args.only)
@@ -128,22 +132,6 @@ def _print_ready(event: ComponentReady) -> None:
     replicas = f" x{event.replicas}" if event.replicas > 1 else ""
     name = f"{event.name}{replicas}"
     print(f"  {name:<16} ready in {event.elapsed_s:5.2f}s  {event.address}", flush=True)
-
-
-def _refuse_if_running(state_file: Path) -> None:
-    if not state_file.exists():
-        return
-    try:
-        state = StackState.load(state_file)
-    except StateError:
-        return  # unreadable: `up` overwrites it
-    if state.alive():
-        raise HarnessError(
-            f"a stack is already running (started {state.created_at} by pid "
-            f"{state.owner_pid}; state in {state_file}); stop it with "
-            "`python -m harness down`, or pass another --state-file"
-        )
-    _remove(state, state_file)  # left behind by a stack that died
 
 
 def _status(args: argparse.Namespace, config: HarnessConfig, state_file: Path) -> int:
@@ -213,13 +201,6 @@ def _down(args: argparse.Namespace, config: HarnessConfig, state_file: Path) -> 
         print(f"no stack state at {state_file}; nothing to stop")
         return 0
     state = StackState.load(state_file)
-    _remove(state, state_file)
+    state.remove(state_file)
     print(f"stopped {state.name!r} and removed {state.workdir}")
     return 0
-
-
-def _remove(state: StackState, state_file: Path) -> None:
-    stop_from_state(state.backend, state.backend_state)
-    if state.workdir is not None:
-        shutil.rmtree(state.workdir, ignore_errors=True)
-    state_file.unlink(missing_ok=True)

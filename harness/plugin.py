@@ -12,6 +12,7 @@ also on Ctrl-C, on failures and when a worker crashes.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -97,12 +98,17 @@ class StackSession:
         self.error: str | None = None
         self.stack: Stack | None = None
         self.start_s: float | None = None
+        # Released at teardown: the state file a kept stack will be saved in,
+        # and the SIGTERM handler installed while the stack runs.
+        self.on_teardown = contextlib.ExitStack()
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
             self._receive(workerinput)
         elif mode == "external":
             self.state = _load_external(config)
+        elif config.getoption("keep_stack"):
+            self._claim_state_file()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -143,12 +149,13 @@ class StackSession:
 
     def teardown(self) -> None:
         stack, self.stack = self.stack, None
-        if stack is None:
-            return
-        if self.config.getoption("keep_stack"):
-            self._keep(stack)
-        else:
-            stack.stop()
+        with self.on_teardown:
+            if stack is None:
+                return
+            if self.config.getoption("keep_stack"):
+                self._keep(stack)
+            else:
+                stack.stop()
 
     def _start(self) -> None:
         from harness.config import find_config
@@ -163,10 +170,10 @@ class StackSession:
             return
         self._write(f"harness: starting stack {topology.name!r} ({self.mode})")
         stack = Stack(topology, root=config.root, on_ready=self._report_ready)
-        previous = signal.getsignal(signal.SIGTERM)
-        if previous is signal.SIG_DFL:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             # A terminated run should still tear the stack down.
             signal.signal(signal.SIGTERM, _interrupt)
+            self.on_teardown.callback(signal.signal, signal.SIGTERM, signal.SIG_DFL)
         try:
             stack.start()
         except HarnessError as exc:
@@ -177,6 +184,19 @@ class StackSession:
         self.start_s = stack.elapsed_s
         self.state = stack.state()
         self._write(f"harness: stack ready in {stack.elapsed_s:.2f}s")
+
+    def _claim_state_file(self) -> None:
+        """Refuse --keep-stack now if the state file it will write is taken."""
+        from harness.config import find_config
+        from harness.errors import HarnessError
+        from harness.state import claim
+
+        try:
+            self.on_teardown.enter_context(
+                claim(find_config(self.config.rootpath).state_file)
+            )
+        except HarnessError as exc:
+            raise pytest.UsageError(f"--keep-stack: {exc}") from exc
 
     def _keep(self, stack: Stack) -> None:
         from harness.config import find_config

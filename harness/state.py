@@ -7,14 +7,19 @@ written by hand needs only ``endpoints``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.backends import stop_from_state
 from harness.endpoints import Endpoints
-from harness.errors import ConfigError, StateError
+from harness.errors import ConfigError, HarnessError, StateError
 from harness.processes import ManagedProcess
 
 FORMAT_VERSION = 1
@@ -39,6 +44,13 @@ class StackState:
     def alive(self) -> bool:
         """True while any process of the stack still runs."""
         return any(process.alive() for process in self.processes)
+
+    def remove(self, path: Path) -> None:
+        """Stop the stack's processes; delete its folder and its state file."""
+        stop_from_state(self.backend, self.backend_state)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        path.unlink(missing_ok=True)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,3 +108,36 @@ class StackState:
         except json.JSONDecodeError as exc:
             raise StateError(f"{path} is not valid JSON: {exc}") from exc
         return cls.from_json(data, source=str(path))
+
+
+@contextlib.contextmanager
+def claim(path: Path) -> Iterator[None]:
+    """Hold ``path`` for a stack about to start and save its state there.
+
+    An exclusive lock on ``<path>.lock`` is held until the block ends, so two
+    starts on one state file cannot both pass the check; a stack that is
+    already running on it is refused with a message saying how to stop it,
+    and what a dead one left behind is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f"{path.name}.lock"), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HarnessError(
+                f"another stack is starting on {path}; wait for it and stop it "
+                "with `python -m harness down`, or pass another --state-file"
+            ) from None
+        try:
+            leftover = StackState.load(path) if path.exists() else None
+        except StateError:
+            leftover = None  # unreadable: this start overwrites it
+        if leftover is not None and leftover.alive():
+            raise HarnessError(
+                f"a stack is already running (started {leftover.created_at} by pid "
+                f"{leftover.owner_pid}; state in {path}); stop it with "
+                "`python -m harness down`, or pass another --state-file"
+            )
+        if leftover is not None:
+            leftover.remove(path)
+        yield

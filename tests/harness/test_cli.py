@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.state import StackState
+from harness.state import StackState, claim
 
 TOPOLOGY = """
 [stack]
@@ -176,6 +176,15 @@ def test_up_replaces_state_of_a_dead_stack(project: Path) -> None:
     assert up.returncode == 0, up.stderr
     assert state.workdir is not None
     assert not state.workdir.exists()
+
+
+def test_up_refuses_while_another_up_is_starting(project: Path) -> None:
+    with claim(project / ".harness" / "stack.json"):
+        up = harness(project, "up", "--detach", "--only", "redis")
+
+    assert up.returncode == 1
+    assert "harness: error: another stack is starting on " in up.stderr
+    assert not (project / ".harness" / "stack.json").exists()
 
 
 @pytest.mark.parametrize(

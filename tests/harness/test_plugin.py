@@ -144,7 +144,7 @@ def test_stack_starts_once_and_is_shared_by_workers(pytester: pytest.Pytester) -
 
 
 def test_stack_torn_down_after_failing_test(pytester: pytest.Pytester) -> None:
-    record_dir = make_project(pytester, SMALL_TOPOLOGY)
+    record_dir = make_project(pytester, FULL_TOPOLOGY)
     pytester.makepyfile(
         test_fails="""
         from recorder import record
@@ -162,7 +162,7 @@ def test_stack_torn_down_after_failing_test(pytester: pytest.Pytester) -> None:
 
 
 def test_stack_torn_down_when_worker_crashes(pytester: pytest.Pytester) -> None:
-    record_dir = make_project(pytester, SMALL_TOPOLOGY)
+    record_dir = make_project(pytester, FULL_TOPOLOGY)
     pytester.makepyfile(
         test_crash="""
         import os
@@ -186,7 +186,7 @@ def test_stack_torn_down_when_worker_crashes(pytester: pytest.Pytester) -> None:
 
 
 def test_stack_torn_down_on_ctrl_c(pytester: pytest.Pytester) -> None:
-    record_dir = make_project(pytester, SMALL_TOPOLOGY)
+    record_dir = make_project(pytester, FULL_TOPOLOGY)
     pytester.makepyfile(
         test_waits="""
         import time
@@ -342,6 +342,35 @@ def test_keep_stack_leaves_it_for_harness_down(pytester: pytest.Pytester) -> Non
     assert down.returncode == 0, down.stderr
     assert_stack_gone(state)
     assert not state_file.exists()
+
+
+def test_keep_stack_refuses_to_replace_a_running_stack(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester, SMALL_TOPOLOGY)
+    pytester.makepyfile(test_keep="def test_keep(stack):\n    assert stack\n")
+    harness = [sys.executable, "-m", "harness"]
+    up = subprocess.run(
+        [*harness, "up", "--detach"],
+        cwd=pytester.path,
+        capture_output=True,
+        check=False,
+    )
+    assert up.returncode == 0, up.stderr
+    state_file = pytester.path / ".harness" / "stack.json"
+    running = StackState.load(state_file)
+    try:
+        result = pytester.runpytest_subprocess("--keep-stack", "-p", "no:cacheprovider")
+
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            ["*--keep-stack: a stack is already running*stop it with*harness down*"]
+        )
+        assert StackState.load(state_file).to_json() == running.to_json()
+        assert running.alive()
+    finally:
+        subprocess.run([*harness, "down"], cwd=pytester.path, check=False)
+    assert_stack_gone(running)
 
 
 LOGGING_APP = """
