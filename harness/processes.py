@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -97,9 +98,7 @@ def spawn(
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
-                user=user,
-                group=user,
-                extra_groups=[] if user else None,
+                **_as_user(user),
             )
         except OSError as exc:
             what = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
@@ -117,6 +116,14 @@ def spawn(
         started_at=_start_time(popen.pid),
         popen=popen,
     )
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    """Popen arguments that run a child as ``user``, with that user's own group."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 def run_step(
@@ -142,9 +149,7 @@ def run_step(
             cwd=cwd,
             timeout=timeout_s,
             check=False,
-            user=user,
-            group=user,
-            extra_groups=[] if user else None,
+            **_as_user(user),
         )
 
 

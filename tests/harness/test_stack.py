@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import pwd
+import signal
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from harness.backends.local import recipes
 from harness.errors import StackStartError
+from harness.eventually import eventually
 from harness.stack import ComponentReady, Stack
 from harness.topology import parse_topology
 
@@ -238,6 +244,71 @@ def test_stack_postgres_as_root_without_postgres_user(
         in message
     )
     assert "useradd --system postgres" in message
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="only root hands PostgreSQL to the postgres user"
+)
+
+
+@needs_root
+def test_stack_postgres_as_root_runs_as_the_postgres_user(tmp_path: Path) -> None:
+    with start(tmp_path, {"db": {"kind": "postgres"}}) as stack:
+        server = stack.state().processes[0]
+        owner = Path(f"/proc/{server.pid}").stat().st_uid
+
+    assert owner == pwd.getpwnam("postgres").pw_uid
+
+
+@needs_root
+def test_stack_postgres_as_root_names_an_unreachable_temp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    stack = start(tmp_path, {"db": {"kind": "postgres"}})
+
+    with pytest.raises(StackStartError) as caught:
+        stack.start()
+
+    message = str(caught.value)
+    assert (
+        "PostgreSQL runs as the 'postgres' user here (it refuses root), and that "
+        f"user cannot enter {private}"
+    ) in message
+    assert "set TMPDIR to a folder every user can reach" in message
+    assert list(private.iterdir()) == []
+
+
+def test_stack_redis_keeps_nothing_by_default(tmp_path: Path) -> None:
+    with start(tmp_path, {"cache": {"kind": "redis"}}) as stack:
+        client = redis.Redis.from_url(stack.endpoints["cache"].url)
+        config = client.config_get("save") | client.config_get("appendonly")
+        client.close()
+
+    assert config == {"save": "", "appendonly": "no"}
+
+
+def test_stack_persistent_redis_survives_a_crash(tmp_path: Path) -> None:
+    components = {"events": {"kind": "redis", "options": {"persistent": True}}}
+    with start(tmp_path, components) as stack:
+        url = stack.endpoints["events"].url
+        server = stack.state().processes[0]
+        client = redis.Redis.from_url(url)
+        client.xadd("stream", {"n": "1"})
+        os.kill(server.pid, signal.SIGKILL)
+        eventually(lambda: not server.alive(), what="Redis killed")
+        with subprocess.Popen(server.argv, stdout=subprocess.DEVNULL) as again:
+            try:
+                entries = eventually(
+                    lambda: client.xrange("stream"), what="Redis back after a crash"
+                )
+            finally:
+                client.close()
+                again.terminate()
+
+    assert [fields for _, fields in entries] == [{b"n": b"1"}]
 
 
 def test_stack_passes_server_args_to_uvicorn(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import signal
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -152,6 +153,7 @@ class PostgresRecipe(ProcessRecipe):
         user = _postgres_user(unit)
         if user is not None:
             entry = pwd.getpwnam(user)
+            _check_reachable(unit, entry)
             for folder in (unit.workdir, unit.workdir / "run"):
                 folder.mkdir(exist_ok=True)
                 os.chown(folder, entry.pw_uid, entry.pw_gid)
@@ -269,6 +271,26 @@ def _postgres_user(unit: Unit) -> str | None:
             "as a user other than root",
         ) from None
     return POSTGRES_USER
+
+
+def _check_reachable(unit: Unit, entry: pwd.struct_passwd) -> None:
+    """Fail clearly when the server's user cannot enter the stack's folder."""
+    for folder in unit.workdir.parents:
+        info = folder.stat()
+        if info.st_uid == entry.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid == entry.pw_gid:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            raise ComponentStartError(
+                unit.name,
+                reason="cannot start",
+                last_error=f"PostgreSQL runs as the {entry.pw_name!r} user here (it "
+                f"refuses root), and that user cannot enter {folder}",
+                hint="set TMPDIR to a folder every user can reach, such as /tmp",
+            )
 
 
 def _found(unit: Unit, finder: Callable[[], Path]) -> Path:
