@@ -61,4 +61,10 @@ def decode(cursor: str) -> Position:
         raise BadCursor from exc
     if created_at.tzinfo is None:
         raise BadCursor
+    try:
+        # encode wrote UTC; a time whose offset takes it before year 1 or past
+        # 9999 has no UTC form, and Postgres would refuse it.
+        created_at = created_at.astimezone(UTC)
+    except OverflowError as exc:
+        raise BadCursor from exc
     return Position(created_at, course_id)

@@ -14,6 +14,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from services.common.text import Storable
 from services.learning.certificates import Certificate
 from services.learning.courses import Course, Lesson, Summary
 from services.learning.enrollments import Enrollment
@@ -25,9 +26,12 @@ MAX_LESSONS = 500
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_LENGTH),
+    Storable,
 ]
 Description = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=MAX_DESCRIPTION_LENGTH)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=MAX_DESCRIPTION_LENGTH),
+    Storable,
 ]
 
 

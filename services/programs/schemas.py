@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
+from services.common.text import Storable
 from services.programs.catalog import Program
 from services.programs.progress import Standing
 
@@ -15,7 +23,35 @@ MAX_COURSES = 200
 MAX_USERS_PER_CALL = 500
 
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Storable,
+]
+
+_TIME_FORMAT = "an RFC 3339 time with an offset, like 2030-01-31T17:00:00Z"
+
+
+def _utc_time(value: object) -> datetime:
+    """An RFC 3339 time in UTC. Only text is read: a number is not taken for
+    seconds since 1970, as a lax parser would."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be {_TIME_FORMAT}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"must be {_TIME_FORMAT}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"must be {_TIME_FORMAT}; it has no offset")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "is out of range: in UTC it falls outside the years 1 to 9999"
+        ) from None
+
+
+UtcTime = Annotated[
+    datetime, BeforeValidator(_utc_time, json_schema_input_type=datetime)
 ]
 
 
@@ -24,7 +60,7 @@ class NewProgram(BaseModel):
 
     title: Title
     course_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_COURSES)
-    onboarding: bool = False
+    onboarding: StrictBool = False
 
 
 class NewCourse(BaseModel):
@@ -37,7 +73,7 @@ class NewAssignments(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_USERS_PER_CALL)
-    due_at: AwareDatetime | None = None
+    due_at: UtcTime | None = None
 
 
 class ProgramOut(BaseModel):

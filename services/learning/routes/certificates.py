@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from services.common.identity import CurrentUser
+from services.common.text import Storable
 from services.learning import certificates
 from services.learning.runtime import Services
 from services.learning.schemas import CertificateList, CertificateOut, Verification
@@ -23,7 +24,7 @@ async def my_certificates(who: CurrentUser, services: Services) -> CertificateLi
 
 @router.get("/api/v1/certificates/{code}/verify")
 async def verify(
-    code: Annotated[str, Path(max_length=certificates.MAX_CODE_LENGTH)],
+    code: Annotated[str, Path(max_length=certificates.MAX_CODE_LENGTH), Storable],
     services: Services,
 ) -> Verification:
     """Whether a certificate with this code was issued, to whom, for what.

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from services.common.identity import Admin, CurrentUser
 from services.common.request_log import request_context
+from services.common.text import Storable
 from services.learning import courses, cursors
 from services.learning.runtime import Services
 from services.learning.schemas import (
@@ -36,6 +37,7 @@ Text = Annotated[
         max_length=MAX_TEXT_LENGTH,
         description="words of the title or description; the last may be a prefix",
     ),
+    Storable,
 ]
 
 

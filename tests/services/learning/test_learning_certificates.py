@@ -98,3 +98,17 @@ async def test_verify_overlong_code_is_422(client: httpx.AsyncClient):
     assert response.json()["errors"] == [
         {"field": "code", "message": "String should have at most 64 characters"}
     ]
+
+
+@pytest.mark.parametrize("code", ["a%00b", "%00"])
+async def test_verify_code_with_nul_is_422(client: httpx.AsyncClient, code: str):
+    response = await client.get(f"/api/v1/certificates/{code}/verify")
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [
+        {
+            "field": "code",
+            "message": "Value error, must not contain the NUL character (U+0000)",
+        }
+    ]

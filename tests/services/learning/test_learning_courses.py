@@ -13,6 +13,7 @@ from learning_testkit import ADMIN, as_user, new_learner
 pytestmark = pytest.mark.anyio
 
 SOME_ID = "6f1c7a52-3d0e-4b8e-9a55-0c2f4b7d9e10"
+NUL_MESSAGE = "Value error, must not contain the NUL character (U+0000)"
 
 
 async def test_create_course_numbers_lessons_in_order(client: httpx.AsyncClient):
@@ -142,6 +143,18 @@ async def test_get_course_with_malformed_id_is_422_naming_it(
             {"title": "Typo", "lessons": ["One"], "level": 3},
             "level",
             "Extra inputs are not permitted",
+        ),
+        ({"title": "Nul\x00", "lessons": ["One"]}, "title", NUL_MESSAGE),
+        (
+            {"title": "Nul", "description": "a\x00b", "lessons": ["One"]},
+            "description",
+            NUL_MESSAGE,
+        ),
+        ({"title": "Nul", "lessons": ["One", "\x00"]}, "lessons.1.title", NUL_MESSAGE),
+        (
+            {"title": "Nul", "lessons": [{"title": "T\x00wo"}]},
+            "lessons.0.title",
+            NUL_MESSAGE,
         ),
     ],
 )

@@ -6,6 +6,7 @@ import base64
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from learning_testkit import new_learner
 pytestmark = pytest.mark.anyio
 
 MakeCourse = Callable[..., Awaitable[dict[str, Any]]]
+NUL_MESSAGE = "Value error, must not contain the NUL character (U+0000)"
 
 
 async def tagged_courses(make_course: MakeCourse, count: int) -> tuple[str, list[str]]:
@@ -198,6 +200,7 @@ async def test_v1_q_splits_words_as_the_course_text_was_split(
         ),
         ({"offset": -1}, "offset", "Input should be greater than or equal to 0"),
         ({"q": "x" * 201}, "q", "String should have at most 200 characters"),
+        ({"q": "a\x00b"}, "q", NUL_MESSAGE),
     ],
 )
 async def test_v1_bad_query_is_422_naming_it(
@@ -207,6 +210,15 @@ async def test_v1_bad_query_is_422_naming_it(
 
     assert response.status_code == 422
     assert response.json()["errors"] == [{"field": field, "message": message}]
+
+
+@pytest.mark.parametrize("q", ["a\x00b", "\x00"])
+async def test_v2_q_with_nul_is_422_naming_it(client: httpx.AsyncClient, q: str):
+    response = await v2(client, q=q)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [{"field": "q", "message": NUL_MESSAGE}]
 
 
 async def test_v2_cursor_walks_every_page_in_the_v1_order(
@@ -279,6 +291,27 @@ async def test_v2_cursor_is_opaque_and_url_safe(
     )
 
 
+async def test_v2_cursor_time_in_another_offset_is_the_same_position(
+    client: httpx.AsyncClient, make_course: MakeCourse
+):
+    tag, _ = await tagged_courses(make_course, 3)
+    cursor = (await v2(client, q=tag, limit=1)).json()["next_cursor"]
+    position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    at = datetime.fromisoformat(position["t"])
+    shifted = {
+        **position,
+        "t": at.astimezone(timezone(timedelta(hours=-9))).isoformat(),
+    }
+
+    expected = await v2(client, q=tag, limit=1, cursor=cursor)
+    response = await v2(
+        client, q=tag, limit=1, cursor=b64(json.dumps(shifted).encode())
+    )
+
+    assert response.status_code == 200, response.text
+    assert ids(response) == ids(expected)
+
+
 async def test_v2_q_without_words_matches_nothing(client: httpx.AsyncClient):
     response = await v2(client, q="--")
 
@@ -309,6 +342,15 @@ SOME_ID = "0b7f0c1e-8d2a-4f57-9a43-6c1e2d3f4a5b"
         pytest.param(
             b64(json.dumps({"t": "2024-01-01T00:00:00", "i": SOME_ID}).encode()),
             id="naive-time",
+        ),
+        # Well formed, but before year 1 or after 9999 once in UTC.
+        pytest.param(
+            b64(json.dumps({"t": "0001-01-01T00:00:00+14:00", "i": SOME_ID}).encode()),
+            id="time-before-year-1-in-utc",
+        ),
+        pytest.param(
+            b64(json.dumps({"t": "9999-12-31T23:59:59-14:00", "i": SOME_ID}).encode()),
+            id="time-after-year-9999-in-utc",
         ),
     ],
 )

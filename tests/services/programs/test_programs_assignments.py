@@ -202,6 +202,51 @@ async def test_assign_bad_body_is_422_naming_the_field(
     assert [error["field"] for error in response.json()["errors"]] == [field]
 
 
+TIME_FORMAT = (
+    "Value error, must be an RFC 3339 time with an offset, like 2030-01-31T17:00:00Z"
+)
+
+
+@pytest.mark.parametrize(
+    ("due_at", "message"),
+    [
+        # A number is not read as seconds since 1970.
+        (1900000000, TIME_FORMAT),
+        ("1900000000", TIME_FORMAT),
+        (True, TIME_FORMAT),
+        ("next week", TIME_FORMAT),
+        ("2030-01-01T00:00:00", f"{TIME_FORMAT}; it has no offset"),
+        (
+            "0001-01-01T00:00:00+14:00",
+            "Value error, is out of range: in UTC it falls outside the years 1 to 9999",
+        ),
+        (
+            "9999-12-31T23:59:59-14:00",
+            "Value error, is out of range: in UTC it falls outside the years 1 to 9999",
+        ),
+    ],
+)
+async def test_assign_due_at_not_an_rfc3339_time_is_422_storing_nothing(
+    others: Others,
+    create_program: CreateProgram,
+    assign: Assign,
+    db: asyncpg.Connection,
+    due_at: Any,
+    message: str,
+):
+    program = await create_program()
+
+    response = await assign(program["id"], [others.add_user()], due_at=due_at)
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "due_at", "message": message}]
+    assigned = await db.fetchval(
+        "SELECT count(*) FROM programs.assignments WHERE program_id = $1",
+        uuid.UUID(program["id"]),
+    )
+    assert assigned == 0
+
+
 async def test_assign_repeated_user_is_422_naming_it(
     others: Others, create_program: CreateProgram, assign: Assign
 ):

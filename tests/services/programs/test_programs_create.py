@@ -20,6 +20,8 @@ pytestmark = pytest.mark.anyio
 
 CreateProgram = Callable[..., Awaitable[dict[str, Any]]]
 
+BOOLEAN = "Input should be a valid boolean"
+
 
 async def test_create_program_answers_201_with_courses_in_order(
     client: httpx.AsyncClient, others: Others, db: asyncpg.Connection
@@ -130,6 +132,40 @@ async def test_create_program_bad_body_is_422_naming_the_field(
 
     assert response.status_code == 422
     assert [error["field"] for error in response.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (
+            {"title": "Nul\x00"},
+            "title",
+            "Value error, must not contain the NUL character (U+0000)",
+        ),
+        # Only true and false: text or numbers are not taken for either.
+        ({"title": "x", "onboarding": "yes"}, "onboarding", BOOLEAN),
+        ({"title": "x", "onboarding": "true"}, "onboarding", BOOLEAN),
+        ({"title": "x", "onboarding": "false"}, "onboarding", BOOLEAN),
+        ({"title": "x", "onboarding": 1}, "onboarding", BOOLEAN),
+        ({"title": "x", "onboarding": 0}, "onboarding", BOOLEAN),
+        ({"title": "x", "onboarding": None}, "onboarding", BOOLEAN),
+    ],
+)
+async def test_create_program_lax_or_unstorable_body_is_422_storing_nothing(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    body: dict[str, Any],
+    field: str,
+    message: str,
+):
+    before = await db.fetchval("SELECT count(*) FROM programs.programs")
+
+    response = await client.post("/api/v1/programs", json=body, headers=ADMIN)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [{"field": field, "message": message}]
+    assert await db.fetchval("SELECT count(*) FROM programs.programs") == before
 
 
 async def test_create_program_when_learning_is_unreachable_is_503_storing_nothing(
