@@ -13,8 +13,14 @@ A row may name another stream (``record(..., stream=...)``): a service queues
 work for its own workers that way, as reliably as it publishes events.
 
 Redis must keep its data across restarts (append-only file) for the
-never-lost half to hold once an event has left the outbox, and the Redis
-client must be created with ``decode_responses=True``.
+never-lost half to hold once an event has left the outbox. With
+``appendfsync everysec``, as the stack runs it, Redis writes to that file
+before it answers, so a crash of the Redis process loses nothing it
+acknowledged (save when a slow disk is still busy with the last fsync: writes
+then wait up to two seconds), but a crash of its host (a power cut, a kernel
+panic) may lose the last second or two. The Redis client must be created
+with ``decode_responses=True`` and a socket timeout
+(``services.common.redis_client.connect``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
+
+from services.common.redis_client import block_within_timeout
 
 logger = logging.getLogger(__name__)
 
@@ -244,6 +252,7 @@ class EventConsumer:
         reclaim_idle_ms: int = 10_000,
         max_deliveries: int = 5,
     ) -> None:
+        block_within_timeout(redis, block_ms, f"consumer group {group}")
         self.pool = pool
         self.redis = redis
         self.schema = _checked_schema(schema)

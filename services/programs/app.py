@@ -11,10 +11,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.common import redis_client
 from services.common.api import install_handlers, problem_response
 from services.common.database import create_pool
 from services.common.events import EventWorkers, Handler
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or Settings.from_env()
         pool = await create_pool(current.database_url)
-        redis = aioredis.Redis.from_url(current.redis_url, decode_responses=True)
+        redis = redis_client.connect(current.redis_url)
         directory = Directory(
             InternalClient(
                 "users", current.users_urls, timeout_s=current.internal_timeout_s

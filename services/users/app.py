@@ -7,9 +7,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from services.common import redis_client
 from services.common.api import install_handlers
 from services.common.database import create_pool
 from services.common.events import EventWorkers
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signer = keys.signing_key.kid  # with no key, fail now and name the folder
         passwords = Passwords()
         pool = await create_pool(current.database_url)
-        redis = aioredis.Redis.from_url(current.redis_url, decode_responses=True)
+        redis = redis_client.connect(current.redis_url)
         workers = EventWorkers(pool, redis, SCHEMA, stream=current.events_stream)
         workers.start()
         watcher = asyncio.create_task(keys.watch(current.keys_reload_s))

@@ -81,12 +81,24 @@ def run(stack: Endpoints, scenario: Callable[[Bus], Awaitable[None]]) -> None:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout_s: float = 10
+    check: Callable[[], Awaitable[bool]],
+    timeout_s: float = 10,
+    what: str = "the condition",
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, f"waited {timeout_s:g}s for {what}"
         await asyncio.sleep(0.02)
+
+
+async def listening(b: Bus) -> bool:
+    """Whether a session of the relay has LISTENed on the schema's channel."""
+    sessions = await b.pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE query LIKE 'LISTEN %' AND position($1 in query) > 0",
+        b.schema,
+    )
+    return bool(sessions)
 
 
 def test_relay_publishes_committed_events_once(stack: Endpoints) -> None:
@@ -227,13 +239,24 @@ def test_running_relay_and_consumer_deliver_on_commit(stack: Endpoints) -> None:
         relay = asyncio.create_task(b.relay(poll_s=600).run())
         consumer = asyncio.create_task(b.consumer("c1").run())
         try:
-            await asyncio.sleep(0.2)  # let the relay start listening
-            ids = [await b.record({"n": n}) for n in range(3)]
+            await eventually(
+                lambda: listening(b), timeout_s=5, what="the relay to LISTEN"
+            )
+            first = await b.record({"n": 0})
+
+            async def first_delivered() -> bool:
+                return await b.effects() == [first]
+
+            await eventually(first_delivered, timeout_s=5, what="the first event")
+            # The relay's first pass is behind it: only a NOTIFY wakes it now.
+            ids = [await b.record({"n": n}) for n in range(1, 4)]
 
             async def delivered() -> bool:
-                return sorted(await b.effects()) == sorted(ids)
+                return sorted(await b.effects()) == sorted([first, *ids])
 
-            await eventually(delivered, timeout_s=5)
+            await eventually(
+                delivered, timeout_s=5, what="events woken by NOTIFY to arrive"
+            )
         finally:
             relay.cancel()
             consumer.cancel()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from learning_testkit import new_learner
 
+from services.common import redis_client
 from services.common.logs import REQUEST_LOGGER
 from services.learning.app import create_app
 from services.learning.errors import DatabaseError
@@ -46,6 +47,16 @@ async def test_readyz_is_503_when_redis_does_not_answer(serve: Any, settings: Se
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"].startswith("Redis does not answer: ")
+
+
+async def test_redis_client_gives_up_on_a_silent_redis(settings: Settings):
+    app = create_app(settings)
+
+    async with app.router.lifespan_context(app):
+        options = app.state.runtime.redis.connection_pool.connection_kwargs
+
+    assert options["socket_timeout"] == redis_client.SOCKET_TIMEOUT_S
+    assert options["socket_connect_timeout"] == redis_client.CONNECT_TIMEOUT_S
 
 
 async def test_readyz_is_503_when_the_database_is_gone(

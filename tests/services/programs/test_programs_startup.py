@@ -19,6 +19,7 @@ import pytest
 from programs_testkit import WAIT_S
 
 from harness.eventually import eventually
+from services.common import redis_client
 from services.common.errors import ConfigError, DatabaseError
 from services.programs.app import create_app
 from services.programs.migrate import downgrade, upgrade
@@ -142,6 +143,17 @@ async def test_readyz_without_postgres_is_503_naming_it(settings: Settings):
 
     assert response.status_code == 503
     assert response.json()["detail"].startswith("the database does not answer: ")
+
+
+@pytest.mark.anyio
+async def test_redis_client_gives_up_on_a_silent_redis(settings: Settings):
+    app = create_app(settings)
+
+    async with app.router.lifespan_context(app):
+        options = app.state.runtime.redis.connection_pool.connection_kwargs
+
+    assert options["socket_timeout"] == redis_client.SOCKET_TIMEOUT_S
+    assert options["socket_connect_timeout"] == redis_client.CONNECT_TIMEOUT_S
 
 
 @pytest.mark.anyio
