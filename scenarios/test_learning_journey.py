@@ -3,12 +3,16 @@
 An admin publishes a course; a learner registers, finds it (v1 search, v2
 cursor pages), enrolls, works through the lessons, completes it and gets a
 certificate that anyone can verify without logging in. Another learner
-cannot touch the first one's enrollment.
+cannot touch the first one's enrollment. The v1 listing, which v2 replaces,
+says so in every answer.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import allure
@@ -161,3 +165,26 @@ def test_another_learner_cannot_touch_an_enrollment(
     assert [
         (e["id"], e["progress"]) for e in mine if e["course_id"] == course["id"]
     ] == [(enrolled.json()["id"], 0)]
+
+
+def test_v1_course_listing_is_deprecated_in_favour_of_v2(http: httpx.Client) -> None:
+    learner = register(http, "Vera Version")
+
+    v1 = http.get("/api/v1/courses", params={"limit": 1}, headers=learner)
+    refused = http.get("/api/v1/courses", params={"limit": 0}, headers=learner)
+    v2 = http.get("/api/v2/courses", params={"limit": 1}, headers=learner)
+    current = http.get("/api/v1/enrollments/me", headers=learner)
+
+    assert (v1.status_code, refused.status_code) == (200, 422), v1.text
+    for answer in (v1, refused):
+        # RFC 9745: "@" and a Unix time; RFC 8594: an HTTP date.
+        deprecated = re.fullmatch(r"@(\d+)", answer.headers.get("Deprecation", ""))
+        assert deprecated, f"Deprecation is {answer.headers.get('Deprecation')!r}"
+        sunset = parsedate_to_datetime(answer.headers["Sunset"])
+        assert sunset > datetime.fromtimestamp(int(deprecated[1]), UTC)
+        assert answer.headers["Link"] == '</api/v2/courses>; rel="successor-version"'
+    # Routes without a newer version, and the newer version itself, are current.
+    assert (v2.status_code, current.status_code) == (200, 200), v2.text
+    for answer in (v2, current):
+        assert "Deprecation" not in answer.headers
+        assert "Sunset" not in answer.headers
