@@ -109,4 +109,7 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
         return FieldError("body", f"is not valid JSON: {reason}")
     location = [str(part) for part in error.get("loc", ())]
     field = ".".join(location[1:]) or (location[0] if location else "body")
+    if error.get("type") == "value_error" and "error" in error.get("ctx", {}):
+        # A validator's own words, without pydantic's "Value error, " before them.
+        return FieldError(field, str(error["ctx"]["error"]))
     return FieldError(field, str(error.get("msg", "is invalid")))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.common.text import Storable
 from services.users.accounts import User
 from services.users.validation import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
 
@@ -18,7 +19,9 @@ Email = Annotated[
 ]
 Password = Annotated[str, Field(max_length=MAX_PASSWORD_LENGTH)]
 FullName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Storable,
 ]
 OpaqueToken = Annotated[str, Field(min_length=1, max_length=256)]
 

@@ -109,6 +109,6 @@ async def test_verify_code_with_nul_is_422(client: httpx.AsyncClient, code: str)
     assert response.json()["errors"] == [
         {
             "field": "code",
-            "message": "Value error, must not contain the NUL character (U+0000)",
+            "message": "must not contain the NUL character (U+0000)",
         }
     ]

@@ -16,7 +16,7 @@ from learning_testkit import new_learner
 pytestmark = pytest.mark.anyio
 
 MakeCourse = Callable[..., Awaitable[dict[str, Any]]]
-NUL_MESSAGE = "Value error, must not contain the NUL character (U+0000)"
+NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 
 
 async def tagged_courses(make_course: MakeCourse, count: int) -> tuple[str, list[str]]:

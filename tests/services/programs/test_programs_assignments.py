@@ -203,7 +203,7 @@ async def test_assign_bad_body_is_422_naming_the_field(
 
 
 TIME_FORMAT = (
-    "Value error, must be an RFC 3339 time with an offset, like 2030-01-31T17:00:00Z"
+    "must be an RFC 3339 time with an offset, like 2030-01-31T17:00:00Z"
 )
 
 
@@ -218,11 +218,11 @@ TIME_FORMAT = (
         ("2030-01-01T00:00:00", f"{TIME_FORMAT}; it has no offset"),
         (
             "0001-01-01T00:00:00+14:00",
-            "Value error, is out of range: in UTC it falls outside the years 1 to 9999",
+            "is out of range: in UTC it falls outside the years 1 to 9999",
         ),
         (
             "9999-12-31T23:59:59-14:00",
-            "Value error, is out of range: in UTC it falls outside the years 1 to 9999",
+            "is out of range: in UTC it falls outside the years 1 to 9999",
         ),
     ],
 )

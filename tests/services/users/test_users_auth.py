@@ -164,6 +164,27 @@ async def test_register_missing_fields_is_422_naming_them(client: httpx.AsyncCli
     )
 
 
+async def test_register_name_with_nul_is_422_naming_full_name(
+    client: httpx.AsyncClient,
+):
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": "nul@example.org",
+            "password": "nul-byte-name-9",
+            "full_name": "A\x00B",
+        },
+    )
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "field": "full_name",
+            "message": "must not contain the NUL character (U+0000)",
+        }
+    ]
+
+
 async def test_register_body_not_json_is_422(client: httpx.AsyncClient):
     response = await client.post(
         "/api/v1/auth/register",
