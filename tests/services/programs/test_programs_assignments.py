@@ -202,9 +202,7 @@ async def test_assign_bad_body_is_422_naming_the_field(
     assert [error["field"] for error in response.json()["errors"]] == [field]
 
 
-TIME_FORMAT = (
-    "must be an RFC 3339 time with an offset, like 2030-01-31T17:00:00Z"
-)
+TIME_FORMAT = "must be an RFC 3339 time with an offset, like 2030-01-31T17:00:00Z"
 
 
 @pytest.mark.parametrize(
