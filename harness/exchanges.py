@@ -4,6 +4,10 @@ Every request a test sends through the ``http`` fixture gets a request id
 that starts with the test's own tag, and is recorded with secrets redacted.
 When the test fails, the plugin attaches the exchanges and every service log
 line that carries one of those request ids.
+
+The same redaction serves wherever a body or a token could reach a report:
+``redacted_body`` for messages that quote an answer, and ``Redacted`` for
+mappings that tracebacks may print as a function's argument.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ class Recorder:
                 method=request.method,
                 url=str(request.url),
                 request_headers=_headers(request.headers.multi_items()),
-                request_body=_body(request.content),
+                request_body=redacted_body(request.content),
             )
         )
 
@@ -108,7 +112,7 @@ class Recorder:
         if exchange is not None:
             exchange.status = response.status_code
             exchange.response_headers = _headers(response.headers.multi_items())
-            exchange.response_body = _body(response.content)
+            exchange.response_body = redacted_body(response.content)
 
 
 def log_lines(logs_dir: Path, request_ids: Iterable[str]) -> list[str]:
@@ -139,18 +143,16 @@ def redact_json(value: Any) -> Any:
     return value
 
 
-def _headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [
-        (name, REDACTED if name.lower() in SECRET_HEADERS else value)
-        for name, value in items
-    ]
+def redacted_body(content: bytes, *, indent: int | None = 1) -> str:
+    """A body as a report may show it: JSON with its secret fields redacted,
+    other text unless it looks like it holds secrets, cut at BODY_LIMIT.
 
-
-def _body(content: bytes) -> str:
+    ``indent=None`` gives JSON on one line, for error messages.
+    """
     if not content:
         return ""
     try:
-        text = json.dumps(redact_json(json.loads(content)), indent=1)
+        text = json.dumps(redact_json(json.loads(content)), indent=indent)
     except (ValueError, UnicodeDecodeError):
         text = content[:BODY_LIMIT].decode("utf-8", errors="replace")
         return (
@@ -159,3 +161,27 @@ def _body(content: bytes) -> str:
             else text
         )
     return text if len(text) <= BODY_LIMIT else text[:BODY_LIMIT] + "\n... (cut)"
+
+
+class Redacted(dict[str, Any]):
+    """A JSON object or a set of headers whose repr hides its secrets.
+
+    pytest prints the arguments of a failing function, and ``--showlocals``
+    its locals: a body, a token pair or auth headers passed around in this
+    type show there as ``***`` where a secret field or header would be.
+    """
+
+    def __repr__(self) -> str:
+        return repr(
+            {
+                key: REDACTED if str(key).lower() in SECRET_HEADERS else value
+                for key, value in redact_json(dict(self)).items()
+            }
+        )
+
+
+def _headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [
+        (name, REDACTED if name.lower() in SECRET_HEADERS else value)
+        for name, value in items
+    ]

@@ -1,8 +1,9 @@
 """The pytest plugin: one stack per test run, shared by every xdist worker.
 
 Options: ``--stack {auto,local,external}``, ``--stack-state FILE``,
-``--keep-stack``. Fixtures: ``stack`` (the endpoints), ``stack_state``,
-``http`` (an httpx client for the gateway) and ``mailbox`` (the mail sink).
+``--keep-stack``, ``--seed N``. Fixtures: ``stack`` (the endpoints),
+``stack_state``, ``http`` (an httpx client for the gateway), ``mailbox`` (the
+mail sink), and ``seed`` and ``run_tag`` for test data.
 
 Without xdist the stack starts when a test first asks for it. Under xdist it
 starts on the controller before the workers are spawned, the workers receive
@@ -316,6 +317,19 @@ def seed(request: pytest.FixtureRequest) -> int:
     plugin = request.config.pluginmanager.get_plugin(reporting.Reporting.name)
     assert isinstance(plugin, reporting.Reporting)
     return plugin.seed
+
+
+@pytest.fixture(scope="session")
+def run_tag(request: pytest.FixtureRequest) -> str:
+    """This run's own tag for test data on an external stack, else ``""``.
+
+    Such a stack outlives runs and keeps their people; data factories put the
+    tag in emails and titles so that a run, repeated with its seed, makes
+    people of its own again. It is new each run and printed in the header.
+    """
+    plugin = request.config.pluginmanager.get_plugin(reporting.Reporting.name)
+    assert isinstance(plugin, reporting.Reporting)
+    return plugin.run_tag
 
 
 @pytest.fixture(scope="session")

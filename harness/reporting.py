@@ -1,16 +1,25 @@
 """What a run tells its reader: the seed, a rerun command, timings, and for each
 failed test its HTTP exchanges and the service log lines they caused.
 
-Failure details go into the test's report sections (shown by pytest and kept
-in JUnit XML) and, when allure-pytest is installed, into allure attachments.
+Failure details go into the test's report sections (shown by pytest), into
+the test's ``<system-out>`` in JUnit XML (``--junitxml``: CI pages show it
+beside the failure, whose message and traceback stay short), and, when
+allure-pytest is installed, into allure attachments.
+
+On a stack that outlives the run (``--stack external``) the run also gets a
+tag of its own, new each time, that test data carries besides the seed's
+choices (see ``fixtures.factories``): such a stack still holds earlier runs'
+people.
 """
 
 from __future__ import annotations
 
 import platform
 import random
+import secrets
 import shlex
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +31,10 @@ if TYPE_CHECKING:
     from harness.exchanges import Recorder
 
 SEED_KEY = "harness_seed"
+RUN_TAG_KEY = "harness_run_tag"
+# The report sections of a failed test; JUnit XML keeps them as its output.
+EXCHANGES_SECTION = "HTTP exchanges"
+LOG_LINES_SECTION = "service log lines of these requests"
 RECORDER = pytest.StashKey["Recorder"]()
 OPTIONS_TO_REPEAT = ("stack", "stack_state")
 SPENT_KEY = "harness_spent"
@@ -64,18 +77,28 @@ class Reporting:
         given = config.getoption("seed")
         if workerinput is not None and SEED_KEY in workerinput:
             self.seed = int(workerinput[SEED_KEY])
+            self.run_tag: str = workerinput.get(RUN_TAG_KEY, "")
         else:
             self.seed = given if given is not None else random.randrange(2**31)  # noqa: S311 - test data, not secrets
+            external = config.getoption("stack", None) == "external"
+            self.run_tag = "r" + secrets.token_hex(3) if external else ""
         self.loop_started: float | None = None
         self.loop_s = 0.0
         self.spent: dict[str, float] = {}
 
     def pytest_report_header(self) -> str:
-        return f"harness: seed {self.seed} (repeat with --seed {self.seed})"
+        line = f"harness: seed {self.seed} (repeat with --seed {self.seed})"
+        if self.run_tag:
+            line += (
+                f"; run tag {self.run_tag} in emails and titles, new each run, "
+                "as the external stack keeps earlier runs' people"
+            )
+        return line
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[SEED_KEY] = self.seed
+        node.workerinput[RUN_TAG_KEY] = self.run_tag
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -104,6 +127,8 @@ class Reporting:
             "stack.backend": str(getattr(state, "backend", "none")),
             "python": platform.python_version(),
         }
+        if self.run_tag:
+            facts["run.tag"] = self.run_tag
         stack_s = _stack_start_s(self.config)
         if stack_s is not None:
             facts["stack.start-up"] = f"{stack_s:.1f}s"
@@ -130,6 +155,13 @@ class Reporting:
         if report.failed and recorder is not None and recorder.exchanges:
             self._attach(item, report, recorder)
         return report
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        ours = (EXCHANGES_SECTION, LOG_LINES_SECTION)
+        sections = [(name, text) for name, text in report.sections if name in ours]
+        if sections:
+            _add_junit_output(self.config, report, sections)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if getattr(self.config, "workerinput", None) is not None:
@@ -180,10 +212,10 @@ class Reporting:
         from harness.exchanges import log_lines
 
         exchanges = recorder.render()
-        report.sections.append(("HTTP exchanges", exchanges))
+        report.sections.append((EXCHANGES_SECTION, exchanges))
         lines = "\n".join(log_lines(_logs_dir(self.config), recorder.request_ids))
         if lines:
-            report.sections.append(("service log lines of these requests", lines))
+            report.sections.append((LOG_LINES_SECTION, lines))
         try:
             import allure
         except ImportError:
@@ -191,6 +223,30 @@ class Reporting:
         allure.attach(exchanges, "HTTP exchanges", allure.attachment_type.TEXT)
         if lines:
             allure.attach(lines, "service log lines", allure.attachment_type.TEXT)
+
+
+def _add_junit_output(
+    config: pytest.Config, report: pytest.TestReport, sections: list[tuple[str, str]]
+) -> None:
+    """Give ``report``'s testcase in the JUnit XML a ``<system-out>`` of
+    ``sections``, headed as pytest heads captured output there.
+
+    pytest offers no public way to add a testcase's output; this is what its
+    junitxml plugin does for captured output, after it recorded the failure
+    (``trylast``), so the testcase keeps the order JUnit's schema wants.
+    """
+    try:
+        from _pytest.junitxml import bin_xml_escape, xml_key
+    except ImportError:  # a pytest that moved them: the report sections remain
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is None:  # no --junitxml, or an xdist worker (the controller writes)
+        return
+    output = ET.Element("system-out")
+    output.text = bin_xml_escape(
+        "".join(f"{f' {name} '.center(80, '-')}\n{text}\n" for name, text in sections)
+    )
+    xml.node_reporter(report).append(output)
 
 
 def _session_state(config: pytest.Config) -> Any:

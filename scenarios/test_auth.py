@@ -13,8 +13,14 @@ import allure
 import httpx
 
 from harness.endpoints import Endpoints
+from harness.exchanges import Redacted
 
 pytestmark = [allure.epic("Service contracts"), allure.feature("Accounts and sign-in")]
+
+SIGN_UP = allure.story("Signing up and logging in")
+SESSIONS = allure.story("Sessions: refresh, reuse and log out")
+ADMINS = allure.story("Admins manage users and roles")
+TOKENS = allure.story("Tokens anyone can check and no one can forge")
 
 PASSWORD = "correct-horse-42"
 
@@ -33,12 +39,13 @@ def register(
 
 
 def login(http: httpx.Client, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    """The token pair of a log-in, shown redacted if a failure prints it."""
+    __tracebackhide__ = True  # its arguments may be the admin's credentials
     response = http.post(
         "/api/v1/auth/login", json={"email": email, "password": password}
     )
     assert response.status_code == 200, response.text
-    pair: dict[str, Any] = response.json()
-    return pair
+    return Redacted(response.json())
 
 
 def refresh(http: httpx.Client, token: str) -> httpx.Response:
@@ -46,7 +53,7 @@ def refresh(http: httpx.Client, token: str) -> httpx.Response:
 
 
 def bearer(pair: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {pair['access_token']}"}
+    return Redacted(Authorization=f"Bearer {pair['access_token']}")
 
 
 def new_learner(http: httpx.Client) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -57,6 +64,7 @@ def new_learner(http: httpx.Client) -> tuple[dict[str, Any], dict[str, Any]]:
     return registered.json(), login(http, email)
 
 
+@SIGN_UP
 def test_register_login_me(http: httpx.Client):
     email = new_email()
 
@@ -76,6 +84,7 @@ def test_register_login_me(http: httpx.Client):
     assert me.json()["position_id"] is None
 
 
+@TOKENS
 def test_me_without_token_is_401(http: httpx.Client):
     response = http.get("/api/v1/users/me")
 
@@ -84,6 +93,7 @@ def test_me_without_token_is_401(http: httpx.Client):
     assert response.headers["content-type"] == "application/problem+json"
 
 
+@SESSIONS
 def test_refresh_rotates_and_reuse_kills_the_family(http: httpx.Client):
     _, first = new_learner(http)
 
@@ -101,6 +111,7 @@ def test_refresh_rotates_and_reuse_kills_the_family(http: httpx.Client):
     assert newest.status_code == 401
 
 
+@SESSIONS
 def test_logout_ends_the_session(http: httpx.Client):
     _, pair = new_learner(http)
 
@@ -114,6 +125,7 @@ def test_logout_ends_the_session(http: httpx.Client):
     assert refresh(http, pair["refresh_token"]).status_code == 401
 
 
+@SESSIONS
 def test_logout_needs_a_token(http: httpx.Client):
     _, pair = new_learner(http)
 
@@ -125,6 +137,7 @@ def test_logout_needs_a_token(http: httpx.Client):
     assert refresh(http, pair["refresh_token"]).status_code == 200
 
 
+@SIGN_UP
 def test_duplicate_email_is_409(http: httpx.Client):
     email = new_email()
     assert register(http, email).status_code == 201
@@ -137,6 +150,7 @@ def test_duplicate_email_is_409(http: httpx.Client):
     assert {"type", "title", "detail"} <= set(body)
 
 
+@SIGN_UP
 def test_weak_password_is_422_naming_the_field(http: httpx.Client):
     response = register(http, new_email(), "password")
 
@@ -146,6 +160,7 @@ def test_weak_password_is_422_naming_the_field(http: httpx.Client):
     assert fields == {"password"}
 
 
+@SIGN_UP
 def test_bad_credentials_are_401(http: httpx.Client):
     email = new_email()
     assert register(http, email).status_code == 201
@@ -158,6 +173,7 @@ def test_bad_credentials_are_401(http: httpx.Client):
     assert response.json()["detail"] == "the email or password is incorrect"
 
 
+@ADMINS
 def test_user_list_is_for_admins_only(http: httpx.Client, stack: Endpoints):
     _, learner = new_learner(http)
     admin = login(http, stack.settings["admin_email"], stack.settings["admin_password"])
@@ -172,6 +188,7 @@ def test_user_list_is_for_admins_only(http: httpx.Client, stack: Endpoints):
     assert len(page["items"]) <= 5
 
 
+@ADMINS
 def test_admin_grants_a_role_that_the_next_token_carries(
     http: httpx.Client, stack: Endpoints
 ):
@@ -190,14 +207,14 @@ def test_admin_grants_a_role_that_the_next_token_carries(
     assert http.get("/api/v1/users", headers=bearer(fresh)).status_code == 200
 
 
+@TOKENS
 def test_forged_identity_headers_do_not_make_an_admin(http: httpx.Client):
     user, learner = new_learner(http)
-    forged = {
-        **bearer(learner),
-        "X-User-Id": str(uuid.uuid4()),
-        "X-User-Roles": "admin",
-        "X-Campus-Roles": "admin",
-    }
+    forged = Redacted(
+        bearer(learner),
+        **{"X-User-Id": str(uuid.uuid4()), "X-User-Roles": "admin",
+           "X-Campus-Roles": "admin"},
+    )  # fmt: skip
 
     listed = http.get("/api/v1/users", headers=forged)
     me = http.get("/api/v1/users/me", headers=forged)
@@ -208,6 +225,7 @@ def test_forged_identity_headers_do_not_make_an_admin(http: httpx.Client):
     assert me.json()["roles"] == ["learner"]
 
 
+@TOKENS
 def test_jwks_is_public_through_the_gateway(http: httpx.Client):
     response = http.get("/.well-known/jwks.json")
 

@@ -16,6 +16,7 @@ import httpx
 
 from harness.endpoints import Endpoints
 from harness.eventually import eventually
+from harness.exchanges import Redacted
 
 pytestmark = [allure.epic("Service contracts"), allure.feature("Onboarding")]
 
@@ -24,11 +25,13 @@ EVENTS_TIMEOUT_S = 30.0
 
 
 def login(http: httpx.Client, email: str, password: str) -> dict[str, str]:
+    """Headers that act as the user, shown redacted if a failure prints them."""
+    __tracebackhide__ = True  # its arguments may be the admin's credentials
     response = http.post(
         "/api/v1/auth/login", json={"email": email, "password": password}
     )
     assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return Redacted(Authorization=f"Bearer {response.json()['access_token']}")
 
 
 def onboarding_program(http: httpx.Client, boss: dict[str, str]) -> dict[str, Any]:
@@ -66,6 +69,7 @@ def onboarding_program(http: httpx.Client, boss: dict[str, str]) -> dict[str, An
     return program
 
 
+@allure.story("Registration assigns the onboarding program and enrolls in its courses")
 def test_new_user_is_assigned_and_enrolled_without_asking(
     http: httpx.Client, stack: Endpoints
 ):
