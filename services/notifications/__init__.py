@@ -17,15 +17,19 @@ sending    queued      a sender has claimed an attempt and is making it
 retrying   queued      the last attempt failed transiently; another is due
 sent       sent        the SMTP server accepted it (``sent_at``)
 failed     failed      a permanent failure (5xx, unusable address), the
-                       attempts used up, or a sender vanished mid-send
+                       attempts used up, no answer from the SMTP server once
+                       the whole email was sent, or a sender vanished mid-send
                        (``failed_reason``)
 =========  ==========  ===================================================
 
 Transitions: queued -> sending; sending -> sent | retrying | failed;
-retrying -> sending; sending -> failed also when the worker making the
-attempt vanished before recording its outcome: the email is then not sent
-again (at most once). Every transition but ``sending`` adds a history entry
-``{at, status, attempt, detail}``.
+retrying -> sending. Once the whole email has gone to the SMTP server, an
+attempt whose outcome is unknown is never retried (at most once): when the
+server's answer does not come (``mailer``), or when the worker making the
+attempt vanished before recording its outcome, the notification fails with a
+reason saying the email may have been delivered. Every transition but
+``sending`` adds a history entry ``{at, status, attempt, detail}``;
+``docs/events.md`` tells what a client sees of each case.
 """
 
 # The Postgres schema this service owns. Here rather than in ``migrate`` so

@@ -8,9 +8,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from services.common import redis_client
 from services.common.api import install_handlers
 from services.common.database import create_pool
 from services.common.events import EventWorkers
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or Settings.from_env()
         pool = await create_pool(current.database_url)
-        redis = aioredis.from_url(current.redis_url, decode_responses=True)
+        redis = redis_client.connect(current.redis_url)
         users = InternalClient.from_setting("users", current.users_urls)
         triggers = Triggers(Directory(users), current.queue_stream)
         events = EventWorkers(

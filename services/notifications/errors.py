@@ -13,6 +13,7 @@ __all__ = [
     "NotificationsError",
     "PermanentFailure",
     "TransientFailure",
+    "UncertainDelivery",
     "UnknownTemplate",
 ]
 
@@ -51,3 +52,8 @@ class TransientFailure(DeliveryFailure):
 
 class PermanentFailure(DeliveryFailure):
     """Another attempt would fail the same way: a 5xx reply, an unusable message."""
+
+
+class UncertainDelivery(DeliveryFailure):
+    """The whole message went to the server but its answer never came (a timeout,
+    a dropped connection): it may have been delivered, so it is not sent again."""

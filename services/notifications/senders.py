@@ -9,6 +9,9 @@ them over after ``reclaim_idle_ms`` and goes on from the recorded attempt
 count. Which worker makes an attempt is decided in Postgres
 (``delivery.claim``), so a message delivered twice, or taken over from a
 worker that was only slow, never sends a notification twice.
+
+Senders also keep the stream short: about twice per ``reclaim_idle_ms`` each
+drops the messages that every group on the stream has acknowledged (``trim``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from redis.exceptions import RedisError, ResponseError
 from services.common.events import Event
 from services.notifications import delivery
 from services.notifications.delivery import Attempt, RetryPolicy, State
-from services.notifications.errors import PermanentFailure, TransientFailure
+from services.notifications.errors import (
+    PermanentFailure,
+    TransientFailure,
+    UncertainDelivery,
+)
 from services.notifications.mailer import Mailer
 
 logger = logging.getLogger(__name__)
@@ -44,6 +51,52 @@ INFRASTRUCTURE_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
+
+# Below the oldest message any group still needs (its oldest pending one, else
+# the last it read), every message is acknowledged by every group: those go.
+# One script, so that no group reads, claims or is created between the look
+# and the cut. "~" cuts whole stream nodes only, which is cheap and never
+# reaches past the floor; a stream without a group keeps everything.
+TRIM_ACKNOWLEDGED = """
+-- Stream ids are two 64-bit numbers: compared as digit strings, exactly.
+local function less(x, y)
+  if #x ~= #y then
+    return #x < #y
+  end
+  return x < y
+end
+
+local function before(a, b)
+  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
+  local b_ms, b_seq = string.match(b, '^(%d+)-(%d+)$')
+  if a_ms ~= b_ms then
+    return less(a_ms, b_ms)
+  end
+  return less(a_seq, b_seq)
+end
+
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+local floor = nil
+for _, fields in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local group = {}
+  for i = 1, #fields, 2 do
+    group[fields[i]] = fields[i + 1]
+  end
+  local oldest = group['last-delivered-id']
+  if group['pending'] > 0 then
+    oldest = redis.call('XPENDING', KEYS[1], group['name'])[2]
+  end
+  if floor == nil or before(oldest, floor) then
+    floor = oldest
+  end
+end
+if floor == nil then
+  return 0
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', '~', floor)
+"""
 
 
 class Sender:
@@ -79,6 +132,7 @@ class Sender:
         self._stopping = asyncio.Event()
         self._next_reclaim = 0.0
         self._deliveries: dict[str, asyncio.Task[None]] = {}
+        self._trim = redis.register_script(TRIM_ACKNOWLEDGED)
 
     async def ensure_group(self) -> None:
         """Create the group at the stream's start, so no queued message is missed."""
@@ -104,6 +158,7 @@ class Sender:
         if now >= self._next_reclaim:
             # Looked for about twice per idle period: that costs Redis little.
             self._next_reclaim = now + self.reclaim_idle_ms / 1000 / 2
+            await self.trim()
             reclaimed = await self.redis.xautoclaim(
                 self.stream, GROUP, self.consumer, self.reclaim_idle_ms, "0-0",
                 count=free,
@@ -116,6 +171,23 @@ class Sender:
             GROUP, self.consumer, {self.stream: ">"}, count=free, block=self.block_ms
         )
         return started + self._start(_messages(reply))
+
+    async def trim(self) -> int:
+        """Drop the messages of the stream that every group has acknowledged, as
+        far as whole stream nodes allow; returns how many went. A message still
+        pending or unread in any group stays."""
+        try:
+            removed = await self._trim(keys=[self.stream])
+        except ResponseError as exc:
+            logger.warning(
+                "sender %s cannot trim %s: %s", self.consumer, self.stream, exc
+            )
+            return 0
+        if removed:
+            logger.debug(
+                "trimmed %d acknowledged message(s) from %s", removed, self.stream
+            )
+        return int(removed)
 
     def stop(self) -> None:
         """Ask ``run`` to return: deliveries waiting to retry return at once, one
@@ -256,17 +328,17 @@ class Sender:
                     attempt.notification_id, number, limit, exc, delay_s,
                 )  # fmt: skip
             return
-        except PermanentFailure as exc:
+        except (PermanentFailure, UncertainDelivery) as exc:
             await delivery.fail(self.pool, attempt, str(exc))
             logger.warning("notification %s failed: %s", attempt.notification_id, exc)
             return
         detail = f"accepted by the SMTP server at {self.mailer.server}: {reply}"
-        recorded = await delivery.sent(self.pool, attempt, detail)
-        if not recorded:
+        if not await delivery.sent(self.pool, attempt, detail):
             logger.warning(
                 "notification %s was sent, but had been given up meanwhile",
                 attempt.notification_id,
             )
+            return
         logger.info(
             "notification %s sent to the SMTP server (attempt %d)",
             attempt.notification_id, number,

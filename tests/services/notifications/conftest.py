@@ -213,6 +213,14 @@ def serve() -> Serve:
 
 
 @pytest.fixture
+async def pool(test_database: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test database, for a sender run outside the app."""
+    created = await asyncpg.create_pool(test_database, min_size=1, max_size=4)
+    yield created
+    await created.close()
+
+
+@pytest.fixture
 async def db(test_database: str) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection to the test database, to look behind the API."""
     connection = await asyncpg.connect(test_database)

@@ -1,10 +1,11 @@
 """Helpers of the notifications service's tests: identities, a mail sink process
-of a test's own, an SMTP server that refuses, a stand-in for the users service,
-and polling that never sleeps blindly."""
+of a test's own, SMTP servers that refuse or answer late, a stand-in for the
+users service, and polling that never sleeps blindly."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
 import subprocess
@@ -23,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from harness.eventually import eventually as poll
-from harness.mailbox import Mailbox
 
 T = TypeVar("T")
 
@@ -70,15 +70,6 @@ async def eventually(
 
     return await asyncio.to_thread(
         poll, probe_once, until=until, what=what, timeout_s=timeout_s
-    )
-
-
-async def mail_to(
-    mailbox: Mailbox, address: str, *, count: int = 1, timeout_s: float = 15.0
-) -> list[Any]:
-    """The messages to ``address``, once there are at least ``count``."""
-    return await asyncio.to_thread(
-        mailbox.wait_for, to=address, count=count, timeout_s=timeout_s
     )
 
 
@@ -149,7 +140,56 @@ class RefusingSmtp:
         return "250 Message accepted"
 
 
-def start_smtp(handler: RefusingSmtp) -> Controller:
+@dataclass
+class SlowSmtp:
+    """An SMTP server in this process that holds its answer at ``stage`` (RCPT or
+    DATA, or None: at none) until ``answer`` is called. At DATA it stores the
+    message first: a server that has the email but answers late. ``hang_up``
+    drops the connection there instead of answering."""
+
+    stage: str | None = "DATA"
+    hang_up: bool = False
+    stored: list[Envelope] = field(default_factory=list)
+    held: int = 0
+    _answer: concurrent.futures.Future[None] = field(
+        default_factory=concurrent.futures.Future
+    )
+
+    def answer(self) -> None:
+        """Let every held command, and every later one, be answered."""
+        if not self._answer.done():
+            self._answer.set_result(None)
+
+    async def handle_RCPT(  # noqa: N802 - the name aiosmtpd looks up
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if self.stage == "RCPT":
+            await self._hold(server)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        self.stored.append(envelope)
+        if self.stage == "DATA":
+            await self._hold(server)
+        return "250 Message accepted"
+
+    async def _hold(self, server: SMTP) -> None:
+        self.held += 1
+        if self.hang_up:
+            server.transport.close()
+        else:
+            await asyncio.wrap_future(self._answer)
+
+
+def start_smtp(handler: object) -> Controller:
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     return controller

@@ -17,7 +17,6 @@ from notifications_testkit import (
     UsersStandIn,
     as_user,
     eventually,
-    mail_to,
     new_address,
 )
 
@@ -98,8 +97,11 @@ async def test_registration_sends_one_welcome_when_delivered_twice(
         last_id = await publish(redis, settings.events_stream, welcome, welcome)
         await handled(redis, settings.events_stream, last_id)
         [item] = await sent_inbox(http, user_id)
-        [mail] = await mail_to(mailbox, email)
 
+    # Asked once the notification is settled, so that a repeat would show.
+    mails = mailbox.messages(to=email)
+    assert len(mails) == 1, mails
+    [mail] = mails
     assert item["template"] == "welcome"
     assert item["subject"] == "Welcome to Campus, Ann Lee"
     assert mail.subject == "Welcome to Campus, Ann Lee"
@@ -164,14 +166,14 @@ async def test_program_assignment_looks_up_an_unprojected_user(
             until=lambda items: len(items) == 2,
             what="two program notifications",
         )
-        mails = await mail_to(mailbox, email, count=2)
 
+    mails = mailbox.messages(to=email)
     assert {item["template"] for item in items} == {"program_assigned"}
-    by_subject = {mail.subject: mail for mail in mails}
-    assert set(by_subject) == {
+    assert sorted(mail.subject for mail in mails) == [
         "New program for you: Onboarding",
         "New program for you: Security basics",
-    }
+    ]
+    by_subject = {mail.subject: mail for mail in mails}
     assert by_subject["New program for you: Onboarding"].body.startswith(
         "Hello Bo Chen,\n\nyou have been assigned the program \u201cOnboarding\u201d. "
         "It has 2 courses, and you are enrolled in each.\n\n"
@@ -212,12 +214,13 @@ async def test_certificate_email_carries_the_code_and_verify_path(
             until=lambda items: len(items) == 2,
             what="a welcome and a certificate notification",
         )
-        mails = await mail_to(mailbox, email, count=2)
 
-    [certificate] = [
-        mail for mail in mails if mail.subject != "Welcome to Campus, Cy Diaz"
+    mails = mailbox.messages(to=email)
+    assert sorted(mail.subject for mail in mails) == [
+        "Welcome to Campus, Cy Diaz",
+        "Your certificate for Python for analysts",
     ]
-    assert certificate.subject == "Your certificate for Python for analysts"
+    [certificate] = [mail for mail in mails if mail.subject.startswith("Your")]
     assert "Your certificate's verification code is CERT-7Q2X." in certificate.body
     assert "/api/v1/certificates/CERT-7Q2X/verify" in certificate.body
 

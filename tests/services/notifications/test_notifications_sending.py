@@ -17,6 +17,7 @@ from notifications_testkit import (
     RefusingSmtp,
     Serve,
     SinkProcess,
+    SlowSmtp,
     UsersStandIn,
     eventually,
     new_address,
@@ -210,6 +211,34 @@ async def test_recipient_refused_with_4xx_is_retried(
         "451 4.3.0 try again later; attempt 2 in 0.05s"
     )
     assert [envelope.rcpt_tos for envelope in smtp.accepted] == [[email]]
+
+
+async def test_email_answered_after_the_timeout_is_not_sent_again(
+    settings: Settings, serve: Serve, users: UsersStandIn
+):
+    email = new_address()
+    user_id = users.add(email)
+    server = SlowSmtp(stage="DATA")
+    controller = start_smtp(server)
+    try:
+        async with serve(
+            settings, smtp_port=controller.port, smtp_timeout_s=0.5
+        ) as http:
+            notification_id = await announce(http, user_id)
+            body = await until_settled(http, notification_id)
+    finally:
+        server.answer()
+        controller.stop()
+
+    assert body["status"] == "failed"
+    assert body["sent_at"] is None
+    assert statuses(body) == [("queued", None), ("failed", 1)]
+    assert body["failed_reason"] == (
+        f"the SMTP server at 127.0.0.1:{controller.port} did not answer once the "
+        "whole email was sent (timed out); not sent again, as the email may have "
+        "been delivered"
+    )
+    assert [envelope.rcpt_tos for envelope in server.stored] == [[email]]
 
 
 async def test_duplicate_queue_messages_send_once(
