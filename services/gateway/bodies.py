@@ -34,26 +34,20 @@ def check_declared_length(declared: bytes | None, limit: int) -> None:
 
 async def read_body(receive: Receive, limit: int, timeout_s: float) -> bytes:
     """The whole body; BodyTooLarge, RequestTimeout or ClientGone if not."""
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientGone
-    first: bytes = message.get("body", b"")
-    if len(first) > limit:
-        raise _too_large(limit)
-    if not message.get("more_body", False):
-        return first  # the usual case, and it needs no timer
+    # The deadline covers the first message too: a head that announces a
+    # body and sends none must not hold its place for longer than a slow one.
     try:
         async with asyncio.timeout(timeout_s):
-            return await _read_rest(receive, first, limit)
+            return await _read(receive, limit)
     except TimeoutError:
         raise RequestTimeout(
             f"the request body did not arrive within {timeout_s:g}s", headers=CLOSE
         ) from None
 
 
-async def _read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
-    chunks = [first]
-    size = len(first)
+async def _read(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

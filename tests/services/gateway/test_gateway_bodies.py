@@ -71,6 +71,16 @@ def test_read_body_gives_up_on_a_body_that_does_not_come() -> None:
     assert caught.value.status == 408
 
 
+def test_read_body_gives_up_on_a_body_that_never_starts() -> None:
+    reading = read_body(messages(then_wait=True), 5, 0.05)
+
+    with pytest.raises(RequestTimeout) as caught:
+        # A read without a deadline would wait here for ever.
+        asyncio.run(asyncio.wait_for(reading, 5.0))
+
+    assert str(caught.value) == "the request body did not arrive within 0.05s"
+
+
 @pytest.mark.parametrize("declared", [None, b"5", b"nonsense"])
 def test_check_declared_length_lets_through_what_is_not_over(
     declared: bytes | None,
