@@ -283,7 +283,7 @@ def _chain_cases(state_file: Path) -> list[Case]:
 
 def _report(cases: list[Case], args: argparse.Namespace) -> None:
     """Print one row per case; ratios are RPS against the first and second rows."""
-    tool = "wrk" if shutil.which("wrk") else "aiohttp load generator"
+    tool = "wrk" if shutil.which("wrk") else "this script's aiohttp load generator"
     print(
         f"load: {tool}, {args.connections} connections, {args.duration:g}s per case "
         f"after {args.warmup:g}s warm-up; {os.cpu_count()} CPUs"
@@ -305,7 +305,7 @@ def _report(cases: list[Case], args: argparse.Namespace) -> None:
         )
     names = " and ".join(case.name for case in cases[:2])
     print(f"ratios: RPS against {names}, measured in this run")
-    print("(on a shared machine every row competes with wrk and the other servers)")
+    print(f"(on a shared machine every row competes with {tool} and the other servers)")
 
 
 def _load(case: Case, duration_s: float, connections: int) -> Result:

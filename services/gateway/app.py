@@ -4,8 +4,10 @@ No framework sits on the request path: a request is matched against the
 route table, its token checked, its rate limits decided, and it is
 forwarded, with nothing in between that the benchmark
 (load/benchmarks/gateway_proxy.py) does not pay for. Every answer carries
-``X-Request-ID`` and gets one log line; every answer on a rate-limited route
-carries ``RateLimit-Policy``, and ``RateLimit`` once a decision was made.
+``X-Request-ID`` and gets one log line, whose ``ratelimit`` field says where
+its rate-limit decision was made (``redis``, ``local``, or ``closed`` when
+none could be); every answer on a rate-limited route carries
+``RateLimit-Policy``, and ``RateLimit`` once a decision was made.
 
 Abuse protection, in the order a request meets it: at most
 GATEWAY_MAX_IN_FLIGHT requests at once per process (more get a fast 503,
@@ -43,7 +45,7 @@ from services.gateway.errors import (
     Unavailable,
 )
 from services.gateway.headers import RequestHeaders, request_id, split_request_headers
-from services.gateway.keys import JwksCache, JwksUnavailable
+from services.gateway.keys import JwksCache, JwksSources, jwks_urls
 from services.gateway.metrics import Counter, Registry
 from services.gateway.proxy import Response
 from services.gateway.ratelimit import (
@@ -112,10 +114,16 @@ class Gateway:
             settings.upstreams,
             cooldown_s=settings.replica_cooldown_s,
         )
+        sources = JwksSources(
+            jwks_urls(settings.jwks_urls, self.routes, settings.upstreams),
+            lambda: self.session,
+            timeout_s=settings.jwks_timeout_s,
+        )
         self.jwks = JwksCache(
-            self._fetch_jwks,
-            source=settings.jwks_url,
+            sources,
+            source=str(sources),
             min_refetch_s=settings.jwks_min_refetch_s,
+            wait_s=settings.jwks_timeout_s,
         )
         self.verifier = TokenVerifier(
             self.jwks,
@@ -308,7 +316,13 @@ class Gateway:
                 exchange.identity.subject if exchange.identity else None,
                 fields,
             )
-            decision = exchange.decision = await self.limiter.decide(limits, caller)
+            try:
+                decision = await self.limiter.decide(limits, caller)
+            except Unavailable:
+                exchange.ratelimit = "closed"
+                raise
+            if decision is not None:
+                exchange.decision, exchange.ratelimit = decision, decision.source
             if decision is not None and not decision.allowed:
                 raise rejection(decision, authenticated=exchange.identity is not None)
         if body is None:
@@ -406,20 +420,6 @@ class Gateway:
         detail = "not ready: " + "; ".join(f"{k}: {v}" for k, v in down.items())
         return problem_response(503, detail, (), down=sorted(down))
 
-    async def _fetch_jwks(self) -> Any:
-        url = self.settings.jwks_url
-        try:
-            async with self.session.get(
-                url, timeout=aiohttp.ClientTimeout(total=self.settings.jwks_timeout_s)
-            ) as answer:
-                if answer.status != 200:
-                    raise JwksUnavailable(f"{url} answered {answer.status}")
-                return await answer.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise JwksUnavailable(
-                f"{url} could not be fetched: {type(exc).__name__}: {exc}"
-            ) from exc
-
 
 def problem_response(
     status: int, detail: str, headers: tuple[tuple[str, str], ...], **extra: Any
@@ -445,8 +445,12 @@ class _Exchange:
     identity: Identity | None = None
     upstream: str | None = None
     decision: Decision | None = None
+    # Where the rate-limit decision was made: redis, local, or closed (none
+    # could be made and the route fails closed); None when none was needed.
+    ratelimit: str | None = None
 
     def log(self, status: int) -> None:
+        fields = {} if self.ratelimit is None else {"ratelimit": self.ratelimit}
         log_request(
             self.rid,
             self.method,
@@ -456,4 +460,5 @@ class _Exchange:
             upstream_service=self.route.service if self.route else None,
             upstream=self.upstream,
             user_id=self.identity.subject if self.identity else None,
+            **fields,
         )

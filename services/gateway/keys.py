@@ -1,9 +1,11 @@
-"""The public keys that sign access tokens, fetched from a JWKS URL and cached.
+"""The public keys that sign access tokens, fetched from JWKS URLs and cached.
 
 The cache is refreshed in the background, fetched again (at most once per
 ``min_refetch_s``) when a token names a kid it does not know, and keeps the
-last good key set when the JWKS URL cannot be reached, so a short outage of
-the users service does not lock everyone out.
+last good key set when no JWKS URL can be reached, so a short outage of the
+users service does not lock everyone out. A JWKS may be published at
+several URLs (the replicas of the users service): each fetch tries them in
+turn, starting with the one that answered last.
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import jwt
+
+from services.gateway.errors import ConfigError, RequestRejected
+from services.gateway.routes import RouteTable
 
 logger = logging.getLogger(__name__)
 
 ALGORITHMS = frozenset({"ES256", "EdDSA"})
 
-FetchJwks = Callable[[], Awaitable[Any]]
+FetchKeys = Callable[[], Awaitable[Mapping[str, jwt.PyJWK]]]
 
 
 class JwksUnavailable(Exception):
@@ -51,33 +57,112 @@ def parse_jwks(document: Any, *, source: str) -> dict[str, jwt.PyJWK]:
     return keys
 
 
-class JwksCache:
-    """Keys by kid, from ``fetch`` (which returns the parsed JWKS document).
+def jwks_urls(
+    configured: Sequence[str],
+    routes: RouteTable,
+    replicas: Mapping[str, Sequence[str]],
+) -> tuple[str, ...]:
+    """JWKS_URL's URLs; a path is served by every replica of its route's service."""
+    path = configured[0]
+    if not path.startswith("/"):
+        return tuple(configured)
+    try:
+        service = routes.match("GET", path).route.service
+    except RequestRejected as exc:
+        raise ConfigError(
+            f"JWKS_URL is the path {path!r}, which no GET route serves ({exc}); "
+            "give the path of a route to the service that publishes the keys, "
+            "or its http(s) URLs"
+        ) from exc
+    return tuple(url + path for url in replicas[service])
 
-    A kid nobody published is answered by at most one fetch per
-    ``min_refetch_s``: a request that comes sooner waits for the next
-    allowed fetch rather than fail, so a key that was just rotated in is
-    accepted at its first use (within ``min_refetch_s``) even while others
-    send made-up kids.
+
+class JwksSources:
+    """Fetches the keys from the first of ``urls`` that serves a JWKS document.
+
+    The URL that answered last is tried first, so a replica that is down
+    costs one failed attempt when it goes down, not one at every fetch.
     """
 
     def __init__(
         self,
-        fetch: FetchJwks,
+        urls: Sequence[str],
+        session: Callable[[], aiohttp.ClientSession],
+        *,
+        timeout_s: float,
+    ) -> None:
+        if not urls:
+            raise ValueError("JwksSources needs at least one URL")
+        self.urls = tuple(urls)
+        self.timeout_s = timeout_s
+        self._session = session
+        self._first = 0
+
+    def __str__(self) -> str:
+        return ", ".join(self.urls)
+
+    async def __call__(self) -> dict[str, jwt.PyJWK]:
+        failures: list[str] = []
+        for offset in range(len(self.urls)):
+            index = (self._first + offset) % len(self.urls)
+            try:
+                keys = await self._fetch(self.urls[index])
+            except JwksUnavailable as exc:
+                failures.append(str(exc))
+                continue
+            if failures:
+                logger.warning(
+                    "fetched the signing keys from %s after: %s",
+                    self.urls[index],
+                    "; ".join(failures),
+                )
+            self._first = index
+            return keys
+        raise JwksUnavailable("; ".join(failures))
+
+    async def _fetch(self, url: str) -> dict[str, jwt.PyJWK]:
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        try:
+            async with self._session().get(url, timeout=timeout) as answer:
+                if answer.status != 200:
+                    raise JwksUnavailable(f"{url} answered {answer.status}")
+                document = await answer.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise JwksUnavailable(
+                f"{url} could not be fetched: {type(exc).__name__}: {exc}"
+            ) from exc
+        return parse_jwks(document, source=url)
+
+
+class JwksCache:
+    """Keys by kid, from ``fetch`` (which returns them by kid).
+
+    A kid nobody published costs at most one fetch per ``min_refetch_s``,
+    whoever sends it. A request with an unknown kid that comes while a
+    fetch is under way waits for that fetch, at most ``wait_s``; one that
+    comes within ``min_refetch_s`` of the last fetch's start is answered
+    from the cache at once. So made-up kids cost neither a fetch each nor a
+    wait that would hold the request's place, and a rotated key is still
+    known at its first use: the users service publishes a key longer than
+    ``min_refetch_s`` before it signs with it.
+    """
+
+    def __init__(
+        self,
+        fetch: FetchKeys,
         *,
         source: str,
-        min_refetch_s: float = 3.0,
+        min_refetch_s: float = 2.0,
+        wait_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._fetch = fetch
         self.source = source
         self.min_refetch_s = min_refetch_s
+        self.wait_s = wait_s
         self._clock = clock
-        self._sleep = sleep
-        self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetches_started = 0
-        self._last_unknown_kid_fetch = float("-inf")
+        self._keys: Mapping[str, jwt.PyJWK] = {}
+        self._last_fetch = float("-inf")
         self._inflight: asyncio.Task[bool] | None = None
 
     def __contains__(self, kid: str) -> bool:
@@ -88,31 +173,25 @@ class JwksCache:
         return frozenset(self._keys)
 
     async def get(self, kid: str) -> jwt.PyJWK | None:
-        """The key for ``kid``; an unknown kid triggers a (rate-limited) refetch."""
+        """The key for ``kid``; an unknown kid may start or join one fetch."""
         key = self._keys.get(kid)
         if key is not None:
             return key
-        started_before = self._fetches_started
-        wait_s = self._last_unknown_kid_fetch + self.min_refetch_s - self._clock()
-        if wait_s > 0:
-            await self._sleep(wait_s)
-        if kid not in self._keys and self._fetches_started == started_before:
-            # Only a fetch that started after this kid was seen can know it.
-            self._last_unknown_kid_fetch = self._clock()
-            await self.refresh()
+        task = self._inflight
+        if task is None or task.done():
+            if self._clock() - self._last_fetch < self.min_refetch_s:
+                return None
+            task = self._start()
+        # After wait_s the fetch goes on, but this request no longer waits.
+        await asyncio.wait((task,), timeout=self.wait_s)
         return self._keys.get(kid)
 
     async def refresh(self) -> bool:
-        """Fetch the key set once, shared by concurrent callers; False on failure."""
-        if self._inflight is None or self._inflight.done():
-            self._fetches_started += 1
-            self._inflight = asyncio.ensure_future(self._refresh())
+        """Fetch the key set, or join the fetch under way; False on failure."""
         task = self._inflight
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done() and self._inflight is task:
-                self._inflight = None
+        if task is None or task.done():
+            task = self._start()
+        return await asyncio.shield(task)
 
     async def refresh_forever(self, interval_s: float) -> None:
         """Refresh every ``interval_s`` until cancelled (run as a background task)."""
@@ -120,9 +199,14 @@ class JwksCache:
             await asyncio.sleep(interval_s)
             await self.refresh()
 
+    def _start(self) -> asyncio.Task[bool]:
+        self._last_fetch = self._clock()
+        self._inflight = asyncio.create_task(self._refresh())
+        return self._inflight
+
     async def _refresh(self) -> bool:
         try:
-            keys = parse_jwks(await self._fetch(), source=self.source)
+            keys = await self._fetch()
         except JwksUnavailable as exc:
             logger.warning("keeping %d cached key(s): %s", len(self._keys), exc)
             return False

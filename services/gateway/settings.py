@@ -2,7 +2,10 @@
 
 GATEWAY_ROUTES         route table file (default: routes.toml beside this module)
 UPSTREAM_<SERVICE>     comma-separated replica URLs of each service in the table
-JWKS_URL               where the access tokens' public keys are published
+JWKS_URL               where the access tokens' public keys are published: a URL,
+                       comma-separated URLs (tried in turn), or the path of a
+                       GET route (e.g. /.well-known/jwks.json), fetched from
+                       the replicas of the route's service in turn
 JWT_ISSUER             the ``iss`` every access token must carry
 JWT_AUDIENCE           the ``aud`` every access token must carry
 REDIS_URL              the Redis the gateway keeps its shared state in
@@ -18,7 +21,9 @@ GATEWAY_BREAKER_COOLDOWN_S   how long the open breaker waits before a probe (2)
 GATEWAY_PROCESSES            gateway processes sharing the limits; without Redis
                              each allows 1/N of every limit (default 1)
 GATEWAY_LIMIT_KEY_SECRET     key of the hash that turns e.g. an email into a
-                             rate-limit key; every process needs the same one
+                             rate-limit key; every process needs the same one.
+                             Unset, a single process makes up its own (and
+                             warns); with GATEWAY_PROCESSES over 1 it is required
 GATEWAY_MAX_IN_FLIGHT        requests one process handles at once; more get 503 (1000)
 GATEWAY_MAX_BODY_BYTES       body size of routes without their own limit (1 MiB)
 GATEWAY_BODY_TIMEOUT_S       how long a request body may take to arrive (10)
@@ -28,7 +33,9 @@ GATEWAY_HEADER_TIMEOUT_S     how long a request head may take to arrive (10); re
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,15 +45,23 @@ from services.gateway.client_ip import Network, parse_networks
 from services.gateway.errors import ConfigError
 from services.gateway.policies import parse_overrides
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_ROUTES = Path(__file__).with_name("routes.toml")
 UPSTREAM_PREFIX = "UPSTREAM_"
+
+
+def random_secret() -> bytes:
+    """A key for the hash of rate-limit keys that only this process knows."""
+    return secrets.token_bytes(32)
 
 
 @dataclass(frozen=True)
 class Settings:
     routes_path: Path
     upstreams: Mapping[str, tuple[str, ...]]
-    jwks_url: str
+    # http(s) URLs tried in turn, or one path of the route table.
+    jwks_urls: tuple[str, ...]
     issuer: str
     audience: str
     redis_url: str
@@ -54,7 +69,11 @@ class Settings:
     connect_timeout_s: float = 1.0
     replica_cooldown_s: float = 5.0
     jwks_refresh_s: float = 60.0
-    jwks_min_refetch_s: float = 3.0
+    # Below the lead the users service gives a new key before it signs with
+    # it (KEYS_ACTIVATION_S - KEYS_RELOAD_S, 3 s), so that a fetch for
+    # made-up kids just before a key is published cannot keep the gateway
+    # from knowing it at its first use.
+    jwks_min_refetch_s: float = 2.0
     jwks_timeout_s: float = 2.0
     leeway_s: float = 5.0
     token_cache_size: int = 10_000
@@ -66,7 +85,7 @@ class Settings:
     breaker_failures: int = 5
     breaker_cooldown_s: float = 2.0
     processes: int = 1
-    limit_key_secret: bytes = b""
+    limit_key_secret: bytes = field(default_factory=random_secret)
     max_in_flight: int = 1000
     body_timeout_s: float = 10.0
 
@@ -80,10 +99,11 @@ class Settings:
             for name, value in env.items()
             if name.startswith(UPSTREAM_PREFIX)
         }
+        processes = _count(env, "GATEWAY_PROCESSES", 1)
         return cls(
             routes_path=Path(env.get("GATEWAY_ROUTES") or DEFAULT_ROUTES),
             upstreams=upstreams,
-            jwks_url=_url(_required(env, "JWKS_URL"), "JWKS_URL"),
+            jwks_urls=parse_jwks_urls(_required(env, "JWKS_URL")),
             issuer=_required(env, "JWT_ISSUER"),
             audience=_required(env, "JWT_AUDIENCE"),
             redis_url=_required(env, "REDIS_URL"),
@@ -93,8 +113,8 @@ class Settings:
             redis_timeout_s=_positive(env, "GATEWAY_REDIS_TIMEOUT_MS", 5.0) / 1000,
             breaker_failures=_count(env, "GATEWAY_BREAKER_FAILURES", 5),
             breaker_cooldown_s=_positive(env, "GATEWAY_BREAKER_COOLDOWN_S", 2.0),
-            processes=_count(env, "GATEWAY_PROCESSES", 1),
-            limit_key_secret=env.get("GATEWAY_LIMIT_KEY_SECRET", "").encode(),
+            processes=processes,
+            limit_key_secret=_limit_key_secret(env, processes),
             max_in_flight=_count(env, "GATEWAY_MAX_IN_FLIGHT", 1000),
             max_body_bytes=_count(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024),
             body_timeout_s=_positive(env, "GATEWAY_BODY_TIMEOUT_S", 10.0),
@@ -118,6 +138,46 @@ def parse_urls(value: str, name: str) -> tuple[str, ...]:
     if not urls:
         raise ConfigError(f"{name} lists no replica URLs")
     return urls
+
+
+def parse_jwks_urls(value: str) -> tuple[str, ...]:
+    """JWKS_URL: comma-separated http(s) URLs, or one path of the route table."""
+    parts = tuple(part.strip() for part in value.split(","))
+    if len(parts) == 1 and parts[0].startswith("/"):
+        return parts
+    for part in parts:
+        parsed = urlsplit(part)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(
+                f"JWKS_URL has {part!r}, which is neither an http(s)://host:port URL "
+                "nor the path of a route like /.well-known/jwks.json"
+            )
+    return parts
+
+
+def _limit_key_secret(env: Mapping[str, str], processes: int) -> bytes:
+    secret = env.get("GATEWAY_LIMIT_KEY_SECRET", "")
+    if secret:
+        return secret.encode()
+    # Gateways that share a Redis but not this secret key the same email
+    # differently, so each counts its own failed logins for an account and
+    # the per-account limit is multiplied by their number. Without the
+    # secret the keys would be plain hashes of emails, which anyone who can
+    # read Redis could match against a list of addresses. A process told it
+    # shares the limits cannot be right without the secret and refuses to
+    # start; a lone process is right with a secret of its own, and says so.
+    if processes > 1:
+        raise ConfigError(
+            f"GATEWAY_LIMIT_KEY_SECRET is not set, but GATEWAY_PROCESSES is "
+            f"{processes}: processes that share rate limits must share this secret; "
+            "set it to the same random string in every gateway process"
+        )
+    logger.warning(
+        "GATEWAY_LIMIT_KEY_SECRET is not set: this process keys rate limits by "
+        "body fields with a secret of its own; gateways that share a Redis must "
+        "share the secret, or each counts failed logins per account on its own"
+    )
+    return random_secret()
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -397,7 +397,7 @@ def gateway(
         fields: dict[str, Any] = {
             "routes_path": tmp_path / "unused.toml",
             "upstreams": {"users": (url,), "competency": (url,)},
-            "jwks_url": f"{url}/.well-known/jwks.json",
+            "jwks_urls": (f"{url}/.well-known/jwks.json",),
             "issuer": ISSUER,
             "audience": AUDIENCE,
             "redis_url": CLOSED_REDIS,

@@ -35,7 +35,7 @@ def unstarted_gateway(**overrides: Any) -> Gateway:
     fields: dict[str, Any] = {
         "routes_path": Path("unused.toml"),
         "upstreams": {"users": ("http://127.0.0.1:9",), "competency": ("http://x:1",)},
-        "jwks_url": "http://127.0.0.1:9/jwks",
+        "jwks_urls": ("http://127.0.0.1:9/jwks",),
         "issuer": ISSUER,
         "audience": AUDIENCE,
         "redis_url": CLOSED_REDIS,

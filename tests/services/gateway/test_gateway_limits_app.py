@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import socket
 import threading
 import time
@@ -9,6 +11,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+import redis as redis_sync
 from gateway_testkit import (
     CLOSED_REDIS,
     LIMITED_ROUTES,
@@ -18,6 +21,7 @@ from gateway_testkit import (
     SigningKey,
 )
 
+from services.common.logs import REQUEST_LOGGER
 from services.gateway.app import Gateway
 from services.gateway.client_ip import parse_networks
 
@@ -270,6 +274,71 @@ def test_body_that_arrives_too_slowly_gets_408(
     assert b"connection: close" in answer.lower()
     assert answer.endswith(b'"detail": "the request body did not arrive within 0.3s"}')
     assert app.metrics.value("gateway_body_timeouts_total") == 1
+
+
+def test_body_announced_but_never_sent_gets_408_and_frees_its_place(
+    gateway: GatewayFactory,
+) -> None:
+    client = gateway(routes=LIMITED_ROUTES, body_timeout_s=0.3, max_in_flight=1)
+    app: Gateway = gateway.apps[0]  # type: ignore[attr-defined]
+    host, port = str(client.base_url.host), client.base_url.port
+    assert port is not None
+
+    with socket.create_connection((host, port), timeout=5) as conn:
+        started = time.monotonic()
+        conn.sendall(
+            b"POST /api/v1/free HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+        )
+        answer = _read_all(conn)
+        waited_s = time.monotonic() - started
+    after = client.get("/api/v1/free")
+
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert answer.endswith(b'"detail": "the request body did not arrive within 0.3s"}')
+    assert 0.3 <= waited_s < 5
+    assert app.metrics.value("gateway_body_timeouts_total") == 1
+    # The one place of max_in_flight=1 is free again.
+    assert after.status_code == 200
+
+
+def test_request_log_line_says_where_its_limit_was_decided(
+    gateway: GatewayFactory, redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
+    client = gateway(routes=LIMITED_ROUTES, redis_url=redis.url)
+
+    answers = [client.get("/api/v1/open")]
+    redis.stop()
+    answers += [client.get(path) for path in ("/api/v1/open", "/api/v1/closed")]
+    answers.append(client.get("/api/v1/free"))
+
+    assert [a.status_code for a in answers] == [200, 200, 503, 200]
+    lines = {
+        getattr(r, "request_id", None): r
+        for r in caplog.records
+        if r.name == REQUEST_LOGGER
+    }
+    decided = [
+        getattr(lines[a.headers["x-request-id"]], "ratelimit", None) for a in answers
+    ]
+    assert decided == ["redis", "local", "closed", None]
+
+
+def test_limits_key_body_fields_with_a_secret(
+    gateway: GatewayFactory, redis: RedisServer
+) -> None:
+    client = gateway(routes=LIMITED_ROUTES, redis_url=redis.url)
+
+    failed = login(client, "ann@example.org", "wrong")
+
+    plain = hashlib.blake2b(
+        b"ann@example.org", digest_size=16, person=b"campus-ratelimit"
+    ).hexdigest()
+    with redis_sync.Redis.from_url(redis.url) as store:
+        keys = sorted(key.decode() for key in store.scan_iter("rl:fail-account:*"))
+    assert failed.status_code == 401
+    assert len(keys) == 1
+    assert keys != [f"rl:fail-account:email:{plain}"]
 
 
 def test_requests_over_the_in_flight_cap_get_a_fast_503(

@@ -24,9 +24,13 @@ from gateway_testkit import GatewayFactory, RedisServer, SigningKey
 from services.gateway.app import Gateway
 
 REDIS_TIMEOUT_S = 0.02
-# A correctness bound, not a performance claim: no request waits on Redis
-# much past the timeout, whatever Redis does.
-LATENCY_BOUND_S = REDIS_TIMEOUT_S + 0.5
+# A request may wait on Redis up to twice its timeout (a late deadline gives
+# Redis one more, see redis_wire._Deadline); beyond that, and beyond the
+# slowest request while Redis was well, only this much for the scheduling
+# of a crowded machine. A timeout of a few tenths of a second must not fit.
+SCHEDULING_SLACK_S = 0.1
+# Requests decided by Redis before the outage, whose slowest sets the pace.
+BEFORE = 60
 CLOSED_DETAIL = (
     "rate limits cannot be checked right now and this route does not run "
     "without them; retry in "
@@ -137,8 +141,18 @@ def check_outage(record: Traffic) -> None:
         for status, detail, _ in closed
         if status == 503
     )
-    slowest = max(taken for _, _, _, _, taken in record.seen)
-    assert slowest < LATENCY_BOUND_S, f"a request took {slowest:.3f}s"
+    slowest, bound = slowest_since_the_outage(record), latency_bound(record)
+    assert slowest < bound, f"a request took {slowest:.3f}s, over {bound:.3f}s"
+
+
+def latency_bound(record: Traffic) -> float:
+    """The longest a request may take without Redis, measured in this run."""
+    before = max(taken for phase, *_, taken in record.seen if phase == "before")
+    return before + 2 * REDIS_TIMEOUT_S + SCHEDULING_SLACK_S
+
+
+def slowest_since_the_outage(record: Traffic) -> float:
+    return max(taken for phase, *_, taken in record.seen if phase != "before")
 
 
 def check_recovery(
@@ -165,7 +179,7 @@ def test_gateway_serves_through_a_redis_crash_and_recovers(
     caplog.set_level(logging.WARNING, logger="services.gateway.ratelimit")
 
     with traffic(client, signing_key.sign(sub="steady")) as record:
-        wait_until(lambda: decisions(app, "redis") >= 20, "decisions by Redis")
+        wait_until(lambda: decisions(app, "redis") >= BEFORE, "decisions by Redis")
         record.phase = "outage"
         redis.stop()
         local = decisions(app, "local")
@@ -191,7 +205,7 @@ def test_gateway_stops_waiting_on_a_frozen_redis_and_recovers(
     client, app = start(gateway, redis)
 
     with traffic(client, signing_key.sign(sub="patient")) as record:
-        wait_until(lambda: decisions(app, "redis") >= 20, "decisions by Redis")
+        wait_until(lambda: decisions(app, "redis") >= BEFORE, "decisions by Redis")
         record.phase = "outage"
         redis.pause()
         try:

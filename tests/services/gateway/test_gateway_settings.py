@@ -56,7 +56,15 @@ def test_settings_from_env_reads_routes_and_timeout() -> None:
         ({"JWT_ISSUER": ""},
          "environment variable JWT_ISSUER is required and is not set"),
         ({"JWKS_URL": "users/jwks"},
-         "JWKS_URL has 'users/jwks', which is not an http(s)://host:port URL"),
+         "JWKS_URL has 'users/jwks', which is neither an http(s)://host:port URL "
+         "nor the path of a route like /.well-known/jwks.json"),
+        ({"JWKS_URL": "http://a:1/jwks, /jwks"},
+         "JWKS_URL has '/jwks', which is neither an http(s)://host:port URL "
+         "nor the path of a route like /.well-known/jwks.json"),
+        ({"GATEWAY_PROCESSES": "2"},
+         "GATEWAY_LIMIT_KEY_SECRET is not set, but GATEWAY_PROCESSES is 2: processes "
+         "that share rate limits must share this secret; set it to the same random "
+         "string in every gateway process"),
         ({"UPSTREAM_USERS": "http://a:1,,http://b:2"},
          "UPSTREAM_USERS has '', which is not an http(s)://host:port URL"),
         ({"GATEWAY_UPSTREAM_TIMEOUT_S": "soon"},
@@ -84,6 +92,39 @@ def test_settings_from_env_names_the_bad_variable(
         Settings.from_env({**ENV, **env})
 
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "urls"),
+    [
+        ("http://a:1/jwks", ("http://a:1/jwks",)),
+        ("http://a:1/jwks, https://b/jwks", ("http://a:1/jwks", "https://b/jwks")),
+        ("/.well-known/jwks.json", ("/.well-known/jwks.json",)),
+    ],
+)
+def test_settings_from_env_reads_jwks_urls_or_path(
+    value: str, urls: tuple[str, ...]
+) -> None:
+    assert Settings.from_env({**ENV, "JWKS_URL": value}).jwks_urls == urls
+
+
+def test_settings_make_up_a_limit_key_secret_of_their_own_and_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, second = Settings.from_env(ENV), Settings.from_env(ENV)
+
+    assert len(first.limit_key_secret) == 32
+    assert first.limit_key_secret != second.limit_key_secret
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (
+        warnings
+        == [
+            "GATEWAY_LIMIT_KEY_SECRET is not set: this process keys rate limits by "
+            "body fields with a secret of its own; gateways that share a Redis must "
+            "share the secret, or each counts failed logins per account on its own"
+        ]
+        * 2
+    )
 
 
 def test_settings_from_env_reads_limits_and_protections() -> None:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway_testkit import AUDIENCE, ISSUER, SigningKey
 
 from services.gateway.errors import TokenRejected
-from services.gateway.keys import JwksCache
+from services.gateway.keys import JwksCache, parse_jwks
 from services.gateway.tokens import Identity, TokenCache, TokenVerifier, bearer_token
 
 
@@ -28,9 +28,9 @@ class Jwks:
         self.document: dict[str, Any] = {"keys": list(jwks)}
         self.fetches = 0
 
-    async def __call__(self) -> dict[str, Any]:
+    async def __call__(self) -> dict[str, jwt.PyJWK]:
         self.fetches += 1
-        return self.document
+        return parse_jwks(self.document, source="test-jwks")
 
 
 def verifier_for(jwks: Jwks, **options: Any) -> TokenVerifier:
