@@ -117,6 +117,8 @@ def test_notification_is_queued_sent_and_tracked(
         )
     assert [entry["status"] for entry in tracked["history"]] == ["queued", "sent"]
     assert queued["id"] in [n["id"] for n in learner.notifications()]
+    sent = mailbox.messages(to=learner.profile["email"], subject="Library hours")
+    assert len(sent) == 1, f"the email arrived {len(sent)} times"
 
 
 @allure.step("Make sure there is an onboarding program with a course")
@@ -164,3 +166,5 @@ def test_newcomer_is_welcomed_and_onboarded_without_asking(
             what="the newcomer to be enrolled in the onboarding courses",
         )
     assert program["id"] in [p["program_id"] for p in newcomer.programs()]
+    welcomes = mailbox.messages(to=newcomer.profile["email"], subject="Welcome")
+    assert len(welcomes) == 1, f"the welcome email arrived {len(welcomes)} times"

@@ -75,6 +75,7 @@ def walk_v2(http: httpx.Client, learner: dict[str, str], q: str) -> list[str]:
     return ids
 
 
+@allure.story("A learner earns a certificate anyone can verify")
 def test_a_learner_completes_a_course_and_anyone_verifies_the_certificate(
     http: httpx.Client, stack: Endpoints
 ):
@@ -139,6 +140,7 @@ def test_a_learner_completes_a_course_and_anyone_verifies_the_certificate(
     assert unknown.headers["content-type"] == "application/problem+json"
 
 
+@allure.story("Enrollments are their owner's")
 def test_another_learner_cannot_touch_an_enrollment(
     http: httpx.Client, stack: Endpoints
 ):
@@ -167,6 +169,7 @@ def test_another_learner_cannot_touch_an_enrollment(
     ] == [(enrolled.json()["id"], 0)]
 
 
+@allure.story("API versions announce their successors")
 def test_v1_course_listing_is_deprecated_in_favour_of_v2(http: httpx.Client) -> None:
     learner = register(http, "Vera Version")
 

@@ -103,6 +103,7 @@ def new_course(
     return course
 
 
+@allure.story("A newcomer is welcomed by email")
 def test_registration_sends_a_welcome_email(http: httpx.Client, mailbox: Mailbox):
     email, _, learner = new_learner(http, "Wendy Walker")
 
@@ -118,6 +119,7 @@ def test_registration_sends_a_welcome_email(http: httpx.Client, mailbox: Mailbox
     assert welcome["sent_at"] is not None
 
 
+@allure.story("An admin's message is queued, sent and tracked")
 def test_admin_announcement_is_delivered_with_its_history(
     http: httpx.Client, stack: Endpoints, mailbox: Mailbox
 ):
@@ -165,6 +167,7 @@ def test_admin_announcement_is_delivered_with_its_history(
     assert seen_by_admin.json()["id"] == queued["id"]
 
 
+@allure.story("Notifications are their recipient's")
 def test_learner_cannot_read_another_users_notification(
     http: httpx.Client, stack: Endpoints
 ):
@@ -199,6 +202,7 @@ def test_learner_cannot_read_another_users_notification(
     assert bob_triggers.status_code == 403
 
 
+@allure.story("An assignment is announced by email")
 def test_program_assignment_sends_an_email(
     http: httpx.Client, stack: Endpoints, mailbox: Mailbox
 ):
@@ -229,6 +233,7 @@ def test_program_assignment_sends_an_email(
     assert notification["subject"] == mail.subject
 
 
+@allure.story("A certificate arrives by email")
 def test_course_completion_emails_the_certificate_code(
     http: httpx.Client, stack: Endpoints, mailbox: Mailbox
 ):

@@ -77,6 +77,7 @@ def my_programs(http: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
     return {p["program_id"]: p for p in response.json()["items"]}
 
 
+@allure.story("An assigned program enrolls and tracks its learners")
 def test_program_assignment_enrollment_and_progress(
     http: httpx.Client, stack: Endpoints
 ):
@@ -166,6 +167,7 @@ def test_program_assignment_enrollment_and_progress(
     assert my_programs(http, ann)[program["id"]]["courses_done"] == 1
 
 
+@allure.story("Bad assignments are refused")
 def test_assigning_an_unknown_user_is_422(http: httpx.Client, stack: Endpoints):
     boss = admin(http, stack)
     program = http.post(
@@ -184,6 +186,7 @@ def test_assigning_an_unknown_user_is_422(http: httpx.Client, stack: Endpoints):
     assert response.json()["unknown_ids"] == [stranger]
 
 
+@allure.story("Only admins manage programs")
 def test_learner_on_admin_routes_is_403(http: httpx.Client, stack: Endpoints):
     boss = admin(http, stack)
     program = http.post(

@@ -116,6 +116,7 @@ def exhaust_burst(
     raise AssertionError(f"no 429 after {admitted} admitted requests")
 
 
+@allure.story("Every limited answer says what is left")
 def test_rate_limit_headers_on_allowed_and_rejected_requests(
     http: httpx.Client, limits: dict[str, tuple[int, int]]
 ) -> None:
@@ -161,6 +162,7 @@ def test_rate_limit_headers_on_allowed_and_rejected_requests(
     }
 
 
+@allure.story("Each client has a budget of its own")
 def test_rate_limit_of_one_user_leaves_another_alone(
     http: httpx.Client, limits: dict[str, tuple[int, int]]
 ) -> None:
@@ -186,6 +188,7 @@ def refresh(client: httpx.Client, forwarded_for: str | None = None) -> httpx.Res
     return answer
 
 
+@allure.story("Each client has a budget of its own")
 def test_rate_limit_keys_clients_behind_the_proxy_by_their_address(
     http: httpx.Client, limits: dict[str, tuple[int, int]]
 ) -> None:
@@ -212,6 +215,7 @@ def test_rate_limit_keys_clients_behind_the_proxy_by_their_address(
     assert remaining(elsewhere, "auth-sustained") == sustained - 1
 
 
+@allure.story("Each client has a budget of its own")
 def test_rate_limit_groups_ipv6_clients_by_their_64(
     http: httpx.Client, limits: dict[str, tuple[int, int]]
 ) -> None:
@@ -238,6 +242,7 @@ def untrusted(stack: Endpoints) -> Iterator[tuple[httpx.Client, str]]:
         yield client, address
 
 
+@allure.story("A client cannot pass for another")
 def test_rate_limit_ignores_forwarded_for_from_an_untrusted_client(
     http: httpx.Client,
     untrusted: tuple[httpx.Client, str],
@@ -266,6 +271,7 @@ def failed_login(http: httpx.Client, email: str, address: str) -> httpx.Response
     )
 
 
+@allure.story("Password guessing is cut off")
 def test_failed_logins_from_one_address_are_cut_off(
     http: httpx.Client, limits: dict[str, tuple[int, int]]
 ) -> None:
@@ -291,6 +297,7 @@ def test_failed_logins_from_one_address_are_cut_off(
     assert failed_login(http, "someone-else@example.org", fresh_ip()).status_code == 401
 
 
+@allure.story("Password guessing is cut off")
 def test_failed_logins_to_one_account_are_cut_off_even_with_the_password(
     http: httpx.Client, limits: dict[str, tuple[int, int]]
 ) -> None:
@@ -311,6 +318,7 @@ def test_failed_logins_to_one_account_are_cut_off_even_with_the_password(
     assert email not in right.text
 
 
+@allure.story("Oversized and slow requests are refused")
 def test_body_over_the_route_limit_gets_413(http: httpx.Client) -> None:
     _, headers = new_user(http)
     body = b'{"refresh_token": "' + b"x" * 17_000 + b'"}'
@@ -333,6 +341,7 @@ def test_body_over_the_route_limit_gets_413(http: httpx.Client) -> None:
     assert logout.status_code != 413
 
 
+@allure.story("Oversized and slow requests are refused")
 def test_slow_client_sending_headers_byte_by_byte_is_cut_off(
     stack: Endpoints, gateway_env: dict[str, str]
 ) -> None:
