@@ -402,6 +402,10 @@ def gateway(
             "audience": AUDIENCE,
             "redis_url": CLOSED_REDIS,
             "upstream_timeout_s": 5.0,
+            # Tests that count admissions need every decision made in Redis,
+            # which shares two loaded cores with them; the 5 ms default would
+            # send some to the in-process fallback. Fallback tests set theirs.
+            "redis_timeout_s": 1.0,
         }
         fields.update(overrides)
         app = Gateway(Settings(**fields), routes=parse_routes(routes or TEST_ROUTES))
