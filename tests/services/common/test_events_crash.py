@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
+from stream_checks import settle, until
 
 from harness.endpoints import Endpoints
 from services.common import events
@@ -80,38 +80,6 @@ async def world(stack: Endpoints) -> AsyncIterator[World]:
         await pool.close()
 
 
-async def until(
-    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 15
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
-async def settle(w: World, copies: int, what: str) -> None:
-    """Wait until ``copies`` messages are on the stream and the group has read
-    and acknowledged every one of them: the effects are final then."""
-    seen: dict[str, object] = {}
-
-    async def settled() -> bool:
-        seen["length"] = await w.redis.xlen(w.stream)
-        if seen["length"] != copies:
-            return False
-        [(seen["last"], _)] = await w.redis.xrevrange(w.stream, count=1)
-        groups = await w.redis.xinfo_groups(w.stream)
-        if not groups:
-            return False
-        seen["delivered"] = groups[0]["last-delivered-id"]
-        seen["pending"] = groups[0]["pending"]
-        return seen["delivered"] == seen["last"] and seen["pending"] == 0
-
-    try:
-        await until(settled, what)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; last seen {seen}") from None
-
-
 async def assert_one_effect(w: World) -> None:
     effects = await w.effects()
     assert effects == 1, f"the event took effect {effects} time(s), not once"
@@ -152,7 +120,12 @@ def test_relay_killed_after_publishing_before_commit(stack: Endpoints) -> None:
 
         relay, consumer = w.start("relay"), w.start("consume", "c1")
         try:
-            await settle(w, 2, "the second relay, then both copies consumed")
+            await settle(
+                w.redis,
+                w.stream,
+                "the second relay, then both copies consumed",
+                copies=2,
+            )
         finally:
             kill(relay)
             kill(consumer)
@@ -189,7 +162,12 @@ def test_consumer_killed_while_handling(stack: Endpoints) -> None:
 
             survivor = w.start("consume", "survivor")
             try:
-                await settle(w, 1, "the survivor to reclaim and acknowledge the event")
+                await settle(
+                    w.redis,
+                    w.stream,
+                    "the survivor to reclaim and acknowledge the event",
+                    copies=1,
+                )
             finally:
                 kill(survivor)
         finally:
@@ -239,7 +217,12 @@ def test_consumer_killed_after_handling_before_ack(stack: Endpoints) -> None:
 
         survivor = w.start("consume", "survivor")
         try:
-            await settle(w, 1, "the survivor to reclaim and acknowledge the event")
+            await settle(
+                w.redis,
+                w.stream,
+                "the survivor to reclaim and acknowledge the event",
+                copies=1,
+            )
         finally:
             kill(survivor)
 

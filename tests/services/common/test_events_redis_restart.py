@@ -11,18 +11,17 @@ are in the operating system's hands before it answers.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError, RedisError
 from redis_server import RestartableRedis
+from stream_checks import settle, until
 
 from harness.endpoints import Endpoints
 from services.common import events, redis_client
@@ -30,16 +29,6 @@ from services.common.events import Event, EventConsumer, OutboxRelay
 
 GROUP = "effects"
 SETTLE_TIMEOUT_S = 20.0
-
-
-@pytest.fixture
-def restartable_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
-    server = RestartableRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -125,15 +114,6 @@ def run(
     asyncio.run(main())
 
 
-async def until(
-    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 15
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"waited {timeout_s:g}s for {what}"
-        await asyncio.sleep(0.02)
-
-
 @asynccontextmanager
 async def running(*loops: OutboxRelay | EventConsumer) -> AsyncIterator[None]:
     """The loops as background tasks, as a service runs them; stopped after."""
@@ -147,29 +127,6 @@ async def running(*loops: OutboxRelay | EventConsumer) -> AsyncIterator[None]:
         for task in lingering:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def settle(w: World) -> None:
-    """Wait until the group has read and acknowledged every message on the
-    stream: from then on the effects are final."""
-    seen: dict[str, object] = {}
-
-    async def settled() -> bool:
-        seen["length"] = await w.redis.xlen(w.stream)
-        if not seen["length"]:
-            return False
-        [(seen["last"], _)] = await w.redis.xrevrange(w.stream, count=1)
-        groups = await w.redis.xinfo_groups(w.stream)
-        if not groups:
-            return False
-        seen["delivered"] = groups[0]["last-delivered-id"]
-        seen["pending"] = groups[0]["pending"]
-        return seen["delivered"] == seen["last"] and seen["pending"] == 0
-
-    try:
-        await until(settled, "every message read and acknowledged", SETTLE_TIMEOUT_S)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; last seen {seen}") from None
 
 
 async def assert_one_effect(w: World) -> None:
@@ -190,7 +147,12 @@ def test_relayed_event_survives_a_redis_crash_and_takes_effect_once(
 
         assert await w.redis.xlen(w.stream) == 1, "the crash lost the relayed event"
         async with running(consumer):
-            await settle(w)
+            await settle(
+                w.redis,
+                w.stream,
+                "every message read and acknowledged",
+                timeout_s=SETTLE_TIMEOUT_S,
+            )
         await assert_one_effect(w)
 
     run(stack, restartable_redis, scenario)
@@ -212,7 +174,12 @@ def test_event_read_by_a_dead_consumer_is_reclaimed_after_a_redis_crash(
         assert await w.pending() == 1, "the crash lost the unacknowledged delivery"
         assert await w.effects() == 0
         async with running(survivor):
-            await settle(w)
+            await settle(
+                w.redis,
+                w.stream,
+                "every message read and acknowledged",
+                timeout_s=SETTLE_TIMEOUT_S,
+            )
         await assert_one_effect(w)
 
     run(stack, restartable_redis, scenario)
@@ -247,7 +214,12 @@ def test_event_handled_but_not_acknowledged_takes_no_second_effect_after_a_crash
 
         assert await w.pending() == 1, "the crash lost the unacknowledged delivery"
         async with running(survivor):
-            await settle(w)
+            await settle(
+                w.redis,
+                w.stream,
+                "every message read and acknowledged",
+                timeout_s=SETTLE_TIMEOUT_S,
+            )
         await assert_one_effect(w)
 
     run(stack, restartable_redis, scenario)
@@ -276,7 +248,12 @@ def test_event_recorded_while_redis_is_down_is_delivered_once_it_returns(
             assert unpublished == 1
 
             w.server.start()
-            await settle(w)
+            await settle(
+                w.redis,
+                w.stream,
+                "every message read and acknowledged",
+                timeout_s=SETTLE_TIMEOUT_S,
+            )
 
         await assert_one_effect(w)
         published = await w.pool.fetchval(

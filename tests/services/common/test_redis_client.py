@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -40,28 +39,18 @@ async def outbox(stack: Endpoints) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
         await pool.close()
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RestartableRedis]:
-    server = RestartableRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_relay_gives_up_on_a_silent_redis_and_unlocks_its_rows(
-    stack: Endpoints, redis_server: RestartableRedis
+    stack: Endpoints, restartable_redis: RestartableRedis
 ) -> None:
     async def scenario() -> None:
         async with outbox(stack) as (pool, schema):
             async with pool.acquire() as conn, conn.transaction():
                 await events.record(conn, schema, "thing.happened", {})
-            client = redis_client.connect(redis_server.url)
+            client = redis_client.connect(restartable_redis.url)
             relay = OutboxRelay(pool, client, schema, stream=f"test:{schema}")
             try:
                 assert await client.ping()  # connected, then Redis hangs
-                redis_server.pause()
+                restartable_redis.pause()
                 started = time.monotonic()
                 with pytest.raises(RedisTimeout):
                     await asyncio.wait_for(
@@ -69,7 +58,7 @@ def test_relay_gives_up_on_a_silent_redis_and_unlocks_its_rows(
                     )
                 waited_s = time.monotonic() - started
             finally:
-                redis_server.resume()
+                restartable_redis.resume()
                 await client.aclose()
 
             assert SOCKET_TIMEOUT_S <= waited_s < SOCKET_TIMEOUT_S + GRACE_S

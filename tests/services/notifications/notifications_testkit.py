@@ -189,8 +189,9 @@ class SlowSmtp:
             await asyncio.wrap_future(self._answer)
 
 
-def start_smtp(handler: object) -> Controller:
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+def start_smtp(handler: object, **options: Any) -> Controller:
+    """An aiosmtpd server on a free loopback port; ``options`` go to its Controller."""
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     return controller
 

@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from notifications_testkit import (
     SinkProcess,
@@ -81,8 +80,7 @@ async def test_send_to_unusable_address_is_permanent(mail_sink: SinkProcess):
 async def test_send_refused_at_data_is_classified_by_code(
     reply: str, kind: type[Exception]
 ):
-    controller = Controller(DataReply(reply), hostname="127.0.0.1", port=free_port())
-    controller.start()
+    controller = start_smtp(DataReply(reply))
     try:
         mailer = Mailer("127.0.0.1", controller.port, "noreply@campus.test", 5.0)
         with pytest.raises(kind) as raised:
@@ -155,10 +153,7 @@ async def test_send_to_an_international_domain_needs_smtputf8(mail_sink: SinkPro
 
 async def test_send_to_an_international_domain_over_smtputf8():
     server = SlowSmtp(stage=None)
-    controller = Controller(
-        server, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=True
-    )
-    controller.start()
+    controller = start_smtp(server, enable_SMTPUTF8=True)
     try:
         mailer = Mailer("127.0.0.1", controller.port, "noreply@campus.test", 5.0)
         await mailer.send(attempt("ann@exämple.org"))
@@ -239,10 +234,7 @@ async def test_send_accepted_counts_though_the_goodbye_fails():
 
 async def test_send_to_a_server_without_8bitmime_goes_in_7_bits():
     server = SlowSmtp(stage=None)
-    controller = Controller(
-        server, hostname="127.0.0.1", port=free_port(), decode_data=True
-    )
-    controller.start()
+    controller = start_smtp(server, decode_data=True)
     try:
         mailer = Mailer("127.0.0.1", controller.port, "noreply@campus.test", 5.0)
         await mailer.send(attempt(new_address(), body="Grüße, Zoë.\n.\n"))
